@@ -1,0 +1,143 @@
+/* See eta-agent-application.h. */
+#define G_LOG_DOMAIN "eta-agent"
+
+#include "eta-agent-application.h"
+
+#include "eta-agent-service.h"
+#include "eta-names.h"
+#include "eta-terminal-prompter.h"
+#include "eta-token-manager.h"
+
+struct _EtaAgentApplication
+{
+  GApplication parent_instance;
+
+  GStrv providers;
+  EtaTokenManager *manager;
+  EtaAgentService *service;
+  gboolean held;
+};
+
+G_DEFINE_FINAL_TYPE (EtaAgentApplication, eta_agent_application, G_TYPE_APPLICATION)
+
+static gint
+eta_agent_application_handle_local_options (GApplication *application, GVariantDict *options)
+{
+  EtaAgentApplication *self = ETA_AGENT_APPLICATION (application);
+
+  if (g_variant_dict_contains (options, "version"))
+    {
+      g_print ("ecryptfs-token-agent %s\n", ETA_VERSION);
+      return 0;
+    }
+  g_variant_dict_lookup (options, "provider", "^aay", &self->providers);
+  return -1;
+}
+
+static EtaPrompter *
+make_prompter (void)
+{
+  g_autoptr (GError) error = NULL;
+  EtaTerminalPrompter *prompter = eta_terminal_prompter_new (&error);
+
+  if (prompter == NULL)
+    g_warning ("%s; unwraps that need a PIN will fail", error->message);
+  return prompter ? ETA_PROMPTER (prompter) : NULL;
+}
+
+static gboolean
+eta_agent_application_dbus_register (GApplication *application, GDBusConnection *connection,
+                                     const gchar *object_path, GError **error)
+{
+  EtaAgentApplication *self = ETA_AGENT_APPLICATION (application);
+  g_autoptr (EtaPrompter) prompter = NULL;
+
+  if (!G_APPLICATION_CLASS (eta_agent_application_parent_class)
+         ->dbus_register (application, connection, object_path, error))
+    return FALSE;
+
+  prompter = make_prompter ();
+  self->manager = eta_token_manager_new ((const gchar * const *) self->providers, prompter,
+                                         error);
+  if (self->manager == NULL)
+    return FALSE;
+  self->service = eta_agent_service_new (self->manager);
+  return eta_agent_service_export (self->service, connection, ETA_OBJECT_PATH, error);
+}
+
+static void
+eta_agent_application_dbus_unregister (GApplication *application,
+                                       GDBusConnection *connection,
+                                       const gchar *object_path)
+{
+  EtaAgentApplication *self = ETA_AGENT_APPLICATION (application);
+
+  if (self->service != NULL)
+    eta_agent_service_unexport (self->service);
+  G_APPLICATION_CLASS (eta_agent_application_parent_class)
+    ->dbus_unregister (application, connection, object_path);
+}
+
+static void
+eta_agent_application_activate (GApplication *application)
+{
+  EtaAgentApplication *self = ETA_AGENT_APPLICATION (application);
+
+  /* A background agent: stay until the session ends, not until idle. */
+  if (!self->held)
+    {
+      g_application_hold (application);
+      self->held = TRUE;
+      g_message ("serving %s on the session bus", ETA_BUS_NAME);
+    }
+}
+
+static void
+eta_agent_application_finalize (GObject *object)
+{
+  EtaAgentApplication *self = ETA_AGENT_APPLICATION (object);
+
+  g_clear_object (&self->service);
+  g_clear_object (&self->manager);
+  g_strfreev (self->providers);
+  G_OBJECT_CLASS (eta_agent_application_parent_class)->finalize (object);
+}
+
+static void
+eta_agent_application_class_init (EtaAgentApplicationClass *klass)
+{
+  GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
+
+  G_OBJECT_CLASS (klass)->finalize = eta_agent_application_finalize;
+  app_class->handle_local_options = eta_agent_application_handle_local_options;
+  app_class->dbus_register = eta_agent_application_dbus_register;
+  app_class->dbus_unregister = eta_agent_application_dbus_unregister;
+  app_class->activate = eta_agent_application_activate;
+}
+
+static const GOptionEntry option_entries[] = {
+  { "provider", 'p', 0, G_OPTION_ARG_FILENAME_ARRAY, NULL,
+    "Load this PKCS#11 module (repeatable; replaces the default p11-kit proxy)", "PATH" },
+  { "terminal", 't', 0, G_OPTION_ARG_NONE, NULL,
+    "Ask for PINs on this terminal (the default while no display prompter exists)", NULL },
+  { "version", 0, 0, G_OPTION_ARG_NONE, NULL, "Print the version and exit", NULL },
+  { NULL },
+};
+
+static void
+eta_agent_application_init (EtaAgentApplication *self)
+{
+  g_application_add_main_option_entries (G_APPLICATION (self), option_entries);
+  g_application_set_option_context_summary (
+      G_APPLICATION (self),
+      "Unwraps eCryptfs file keys with a key on a smartcard or USB token, asking for its PIN.");
+}
+
+EtaAgentApplication *
+eta_agent_application_new (void)
+{
+  return g_object_new (ETA_TYPE_AGENT_APPLICATION,
+                       "application-id", ETA_BUS_NAME,
+                       "flags", G_APPLICATION_DEFAULT_FLAGS,
+                       NULL);
+}

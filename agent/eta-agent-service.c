@@ -1,0 +1,439 @@
+/* See eta-agent-service.h. */
+#define G_LOG_DOMAIN "eta-agent-service"
+
+#include "eta-agent-service.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "eta-agent-error.h"
+#include "eta-dbus-generated.h"
+#include "eta-names.h"
+#include "eta-public-key-file.h"
+#include "eta-seal.h"
+
+#define MAX_WRAPPED_KEY_BYTES 512
+/* Unique names are never reused, so a sender's uid never changes; the cache
+ * only has to stay bounded. */
+#define MAX_CACHED_SENDERS 256
+
+struct _EtaAgentService
+{
+  GObject parent_instance;
+
+  EtaTokenManager *manager;
+  EtaDBusTokenAgent1 *skeleton;
+  GHashTable *sender_uids;   /* unique name → uid */
+  gboolean allow_anonymous;
+  gulong state_handler;
+};
+
+G_DEFINE_FINAL_TYPE (EtaAgentService, eta_agent_service, G_TYPE_OBJECT)
+
+/* ---- who may ask ---- */
+
+static gboolean
+lookup_sender_uid (EtaAgentService *self, GDBusMethodInvocation *invocation, guint32 *uid,
+                   GError **error)
+{
+  GDBusConnection *connection = g_dbus_method_invocation_get_connection (invocation);
+  const gchar *sender = g_dbus_method_invocation_get_sender (invocation);
+  g_autoptr (GVariant) reply = NULL;
+  gpointer cached;
+
+  if (sender == NULL)
+    {
+      GCredentials *credentials = g_dbus_connection_get_peer_credentials (connection);
+      if (credentials == NULL)
+        {
+          g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_ACCESS_DENIED,
+                       "the peer's credentials are unknown");
+          return FALSE;
+        }
+      *uid = (guint32) g_credentials_get_unix_user (credentials, error);
+      return *uid != (guint32) -1;
+    }
+  if (g_hash_table_lookup_extended (self->sender_uids, sender, NULL, &cached))
+    {
+      *uid = GPOINTER_TO_UINT (cached);
+      return TRUE;
+    }
+  reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
+                                       "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "GetConnectionUnixUser", g_variant_new ("(s)", sender),
+                                       G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, 2000,
+                                       NULL, error);
+  if (reply == NULL)
+    return FALSE;
+  g_variant_get (reply, "(u)", uid);
+  if (g_hash_table_size (self->sender_uids) >= MAX_CACHED_SENDERS)
+    g_hash_table_remove_all (self->sender_uids);
+  g_hash_table_insert (self->sender_uids, g_strdup (sender), GUINT_TO_POINTER (*uid));
+  return TRUE;
+}
+
+static gboolean
+on_authorize_method (GDBusInterfaceSkeleton *skeleton, GDBusMethodInvocation *invocation,
+                     gpointer user_data)
+{
+  EtaAgentService *self = user_data;
+  g_autoptr (GError) error = NULL;
+  guint32 uid;
+
+  if (lookup_sender_uid (self, invocation, &uid, &error))
+    {
+      if (uid == (guint32) geteuid ())
+        return TRUE;
+      g_message ("refused %s from %s: it runs as uid %u, not %u",
+                 g_dbus_method_invocation_get_method_name (invocation),
+                 g_dbus_method_invocation_get_sender (invocation), uid, (guint) geteuid ());
+      g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
+                                             ETA_AGENT_ERROR_ACCESS_DENIED,
+                                             "the token agent serves only uid %u",
+                                             (guint) geteuid ());
+      return FALSE;
+    }
+  if (self->allow_anonymous)
+    return TRUE;
+  g_message ("refused %s from %s: cannot tell its uid: %s",
+             g_dbus_method_invocation_get_method_name (invocation),
+             g_dbus_method_invocation_get_sender (invocation), error->message);
+  g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
+                                         ETA_AGENT_ERROR_ACCESS_DENIED,
+                                         "cannot tell which user the caller runs as");
+  return FALSE;
+}
+
+/* ---- argument checks ---- */
+
+static gboolean
+check_fingerprint (GDBusMethodInvocation *invocation, const gchar *fingerprint)
+{
+  if (eta_fingerprint_prefix_is_valid (fingerprint))
+    return TRUE;
+  g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
+                                         ETA_AGENT_ERROR_INVALID_ARGUMENT,
+                                         "fingerprint must be 16 to 64 lowercase hex digits");
+  return FALSE;
+}
+
+/* ---- ResolveKey ---- */
+
+static void
+on_key_found (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (EtaTokenKey) key = eta_token_manager_find_key_finish (ETA_TOKEN_MANAGER (source),
+                                                                   result, &error);
+  GBytes *spki;
+
+  if (key == NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  spki = eta_token_key_get_public_key (key);
+  g_dbus_method_invocation_return_value (
+      invocation,
+      g_variant_new ("(s@ayss)", eta_token_key_get_fingerprint (key),
+                     g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, spki, TRUE),
+                     eta_token_key_get_label (key), eta_token_key_get_token_label (key)));
+}
+
+static gboolean
+on_handle_resolve_key (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocation,
+                       const gchar *fingerprint, gpointer user_data)
+{
+  EtaAgentService *self = user_data;
+
+  if (check_fingerprint (invocation, fingerprint))
+    eta_token_manager_find_key_async (self->manager, fingerprint, NULL, on_key_found,
+                                      g_object_ref (invocation));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- Unwrap ---- */
+
+typedef struct
+{
+  GDBusMethodInvocation *invocation;
+  GBytes *session_key;
+  gchar *requester;
+  guint pid;
+} UnwrapCall;
+
+static void
+unwrap_call_free (UnwrapCall *call)
+{
+  g_object_unref (call->invocation);
+  g_bytes_unref (call->session_key);
+  g_free (call->requester);
+  g_free (call);
+}
+
+static void
+on_unwrapped (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  UnwrapCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *fingerprint = NULL;
+  g_autoptr (EtaSecret) plaintext = eta_token_manager_unwrap_finish (ETA_TOKEN_MANAGER (source),
+                                                                     result, &fingerprint,
+                                                                     &error);
+  guint8 agent_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  g_autofree guint8 *sealed = NULL;
+  gsize sealed_len;
+
+  if (plaintext == NULL)
+    {
+      g_message ("unwrap for %s (pid %u) failed: %s", call->requester, call->pid,
+                 error->message);
+      g_dbus_method_invocation_return_gerror (call->invocation, error);
+      unwrap_call_free (call);
+      return;
+    }
+
+  sealed_len = eta_secret_get_length (plaintext) + ETA_SEAL_OVERHEAD;
+  sealed = g_malloc (sealed_len);
+  if (eta_seal_to (g_bytes_get_data (call->session_key, NULL),
+                   g_bytes_get_size (call->session_key), fingerprint,
+                   eta_secret_get_data (plaintext), eta_secret_get_length (plaintext),
+                   agent_key, sealed) != 0)
+    {
+      g_dbus_method_invocation_return_error (call->invocation, ETA_AGENT_ERROR,
+                                             ETA_AGENT_ERROR_FAILED,
+                                             "cannot seal the unwrapped key");
+      unwrap_call_free (call);
+      return;
+    }
+  g_message ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
+             fingerprint);
+  g_dbus_method_invocation_return_value (
+      call->invocation,
+      g_variant_new ("(@ay@ay)",
+                     g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, agent_key,
+                                                sizeof agent_key, 1),
+                     g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sealed, sealed_len, 1)));
+  unwrap_call_free (call);
+}
+
+static gboolean
+on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocation,
+                  const gchar *fingerprint, const gchar *padding_name, GVariant *wrapped_key,
+                  GVariant *session_public_key, GVariant *details, gpointer user_data)
+{
+  EtaAgentService *self = user_data;
+  EtaPadding padding = eta_padding_from_string (padding_name);
+  g_autoptr (GBytes) wrapped = g_variant_get_data_as_bytes (wrapped_key);
+  UnwrapCall *call;
+  EtaRequester requester;
+  const gchar *requester_name = NULL;
+
+  if (!check_fingerprint (invocation, fingerprint))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  if (padding == 0)
+    {
+      g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
+                                             ETA_AGENT_ERROR_INVALID_ARGUMENT,
+                                             "padding must be \"oaep\" or \"pkcs1\"");
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  if (g_bytes_get_size (wrapped) == 0 || g_bytes_get_size (wrapped) > MAX_WRAPPED_KEY_BYTES)
+    {
+      g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
+                                             ETA_AGENT_ERROR_INVALID_ARGUMENT,
+                                             "the wrapped key must be 1 to %d bytes, not %zu",
+                                             MAX_WRAPPED_KEY_BYTES, g_bytes_get_size (wrapped));
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+  if (g_variant_get_size (session_public_key) != ETA_SEAL_PUBLIC_KEY_LEN)
+    {
+      g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
+                                             ETA_AGENT_ERROR_INVALID_ARGUMENT,
+                                             "the session public key must be %d bytes",
+                                             ETA_SEAL_PUBLIC_KEY_LEN);
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
+
+  call = g_new0 (UnwrapCall, 1);
+  call->invocation = g_object_ref (invocation);
+  call->session_key = g_variant_get_data_as_bytes (session_public_key);
+  if (!g_variant_lookup (details, "requester", "&s", &requester_name))
+    requester_name = "an unnamed program";
+  call->requester = g_utf8_make_valid (requester_name, MIN (strlen (requester_name), 64));
+  if (!g_variant_lookup (details, "pid", "u", &call->pid))
+    call->pid = 0;
+  requester.requester = call->requester;
+  requester.pid = call->pid;
+  eta_token_manager_unwrap_async (self->manager, fingerprint, padding, wrapped, &requester,
+                                  NULL, on_unwrapped, call);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- ListKeys, ListTokens, Lock ---- */
+
+static void
+on_keys_listed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) keys = eta_token_manager_list_keys_finish (ETA_TOKEN_MANAGER (source),
+                                                                  result, &error);
+  g_auto (GVariantBuilder) builder = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
+
+  if (keys == NULL)
+    {
+      g_dbus_method_invocation_return_gerror (invocation, error);
+      return;
+    }
+  for (guint i = 0; i < keys->len; i++)
+    {
+      EtaTokenKey *key = g_ptr_array_index (keys, i);
+      g_variant_builder_open (&builder, G_VARIANT_TYPE_VARDICT);
+      g_variant_builder_add (&builder, "{sv}", "fingerprint",
+                             g_variant_new_string (eta_token_key_get_fingerprint (key)));
+      g_variant_builder_add (&builder, "{sv}", "key-label",
+                             g_variant_new_string (eta_token_key_get_label (key)));
+      g_variant_builder_add (&builder, "{sv}", "token-label",
+                             g_variant_new_string (eta_token_key_get_token_label (key)));
+      g_variant_builder_add (&builder, "{sv}", "token-serial",
+                             g_variant_new_string (eta_token_key_get_token_serial (key)));
+      g_variant_builder_add (&builder, "{sv}", "sig",
+                             g_variant_new_string (eta_token_key_get_sig (key)));
+      g_variant_builder_add (&builder, "{sv}", "bits",
+                             g_variant_new_uint32 (eta_token_key_get_bits (key)));
+      g_variant_builder_close (&builder);
+    }
+  g_dbus_method_invocation_return_value (invocation,
+                                         g_variant_new ("(@aa{sv})",
+                                                        g_variant_builder_end (&builder)));
+}
+
+static gboolean
+on_handle_list_keys (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocation,
+                     gpointer user_data)
+{
+  EtaAgentService *self = user_data;
+  eta_token_manager_list_keys_async (self->manager, NULL, on_keys_listed,
+                                     g_object_ref (invocation));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+on_tokens_listed (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GVariant) tokens = eta_token_manager_list_tokens_finish (ETA_TOKEN_MANAGER (source),
+                                                                     result, &error);
+  if (tokens == NULL)
+    g_dbus_method_invocation_return_gerror (invocation, error);
+  else
+    g_dbus_method_invocation_return_value (invocation, g_variant_new ("(@aa{sv})", tokens));
+}
+
+static gboolean
+on_handle_list_tokens (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocation,
+                       gpointer user_data)
+{
+  EtaAgentService *self = user_data;
+  eta_token_manager_list_tokens_async (self->manager, NULL, on_tokens_listed,
+                                       g_object_ref (invocation));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+on_locked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  g_autoptr (GError) error = NULL;
+
+  if (!eta_token_manager_lock_finish (ETA_TOKEN_MANAGER (source), result, &error))
+    g_dbus_method_invocation_return_gerror (invocation, error);
+  else
+    g_dbus_method_invocation_return_value (invocation, NULL);
+}
+
+static gboolean
+on_handle_lock (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocation,
+                gpointer user_data)
+{
+  EtaAgentService *self = user_data;
+  eta_token_manager_lock_async (self->manager, NULL, on_locked, g_object_ref (invocation));
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+static void
+on_token_state_changed (EtaTokenManager *manager, const gchar *label, const gchar *serial,
+                        const gchar *state, gpointer user_data)
+{
+  EtaAgentService *self = user_data;
+  eta_dbus_token_agent1_emit_token_state_changed (self->skeleton, label, serial, state);
+}
+
+/* ---- life cycle ---- */
+
+gboolean
+eta_agent_service_export (EtaAgentService *self, GDBusConnection *connection,
+                          const gchar *object_path, GError **error)
+{
+  return g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (self->skeleton),
+                                           connection, object_path, error);
+}
+
+void
+eta_agent_service_unexport (EtaAgentService *self)
+{
+  g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (self->skeleton));
+}
+
+static void
+eta_agent_service_dispose (GObject *object)
+{
+  EtaAgentService *self = ETA_AGENT_SERVICE (object);
+
+  if (self->manager != NULL)
+    g_clear_signal_handler (&self->state_handler, self->manager);
+  g_clear_object (&self->skeleton);
+  g_clear_object (&self->manager);
+  g_clear_pointer (&self->sender_uids, g_hash_table_unref);
+  G_OBJECT_CLASS (eta_agent_service_parent_class)->dispose (object);
+}
+
+static void
+eta_agent_service_class_init (EtaAgentServiceClass *klass)
+{
+  G_OBJECT_CLASS (klass)->dispose = eta_agent_service_dispose;
+}
+
+static void
+eta_agent_service_init (EtaAgentService *self)
+{
+  self->sender_uids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+}
+
+EtaAgentService *
+eta_agent_service_new (EtaTokenManager *manager)
+{
+  EtaAgentService *self = g_object_new (ETA_TYPE_AGENT_SERVICE, NULL);
+
+  self->manager = g_object_ref (manager);
+  self->skeleton = eta_dbus_token_agent1_skeleton_new ();
+  /* Test-only: a VM reaches the test bus with ANONYMOUS authentication, which
+   * carries no uid. Never set in a real session. */
+  self->allow_anonymous = g_getenv ("ECRYPTFS_TOKEN_AGENT_TEST_ALLOW_ANONYMOUS") != NULL;
+  if (self->allow_anonymous)
+    g_warning ("ECRYPTFS_TOKEN_AGENT_TEST_ALLOW_ANONYMOUS is set: callers of unknown uid "
+               "are served. This is for tests only.");
+
+  g_signal_connect (self->skeleton, "g-authorize-method", G_CALLBACK (on_authorize_method), self);
+  g_signal_connect (self->skeleton, "handle-resolve-key", G_CALLBACK (on_handle_resolve_key), self);
+  g_signal_connect (self->skeleton, "handle-unwrap", G_CALLBACK (on_handle_unwrap), self);
+  g_signal_connect (self->skeleton, "handle-list-keys", G_CALLBACK (on_handle_list_keys), self);
+  g_signal_connect (self->skeleton, "handle-list-tokens", G_CALLBACK (on_handle_list_tokens), self);
+  g_signal_connect (self->skeleton, "handle-lock", G_CALLBACK (on_handle_lock), self);
+  self->state_handler = g_signal_connect (manager, "token-state-changed",
+                                          G_CALLBACK (on_token_state_changed), self);
+  return self;
+}

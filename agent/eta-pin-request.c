@@ -1,0 +1,72 @@
+/* See eta-pin-request.h. */
+#include "eta-pin-request.h"
+
+struct _EtaPinRequest
+{
+  GObject parent_instance;
+
+  gchar *token_label;
+  gchar *token_serial;
+  gchar *key_label;
+  gchar *fingerprint;
+  gchar *requester;
+  guint requester_pid;
+  guint retry;
+};
+
+G_DEFINE_FINAL_TYPE (EtaPinRequest, eta_pin_request, G_TYPE_OBJECT)
+
+static void
+eta_pin_request_finalize (GObject *object)
+{
+  EtaPinRequest *self = ETA_PIN_REQUEST (object);
+
+  g_free (self->token_label);
+  g_free (self->token_serial);
+  g_free (self->key_label);
+  g_free (self->fingerprint);
+  g_free (self->requester);
+  G_OBJECT_CLASS (eta_pin_request_parent_class)->finalize (object);
+}
+
+static void
+eta_pin_request_class_init (EtaPinRequestClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = eta_pin_request_finalize;
+}
+
+static void
+eta_pin_request_init (EtaPinRequest *self)
+{
+}
+
+EtaPinRequest *
+eta_pin_request_new (const gchar *token_label, const gchar *token_serial,
+                     const gchar *key_label, const gchar *fingerprint,
+                     const gchar *requester, guint requester_pid, guint retry)
+{
+  EtaPinRequest *self = g_object_new (ETA_TYPE_PIN_REQUEST, NULL);
+
+  self->token_label = g_strdup (token_label ? token_label : "");
+  self->token_serial = g_strdup (token_serial ? token_serial : "");
+  self->key_label = g_strdup (key_label ? key_label : "");
+  self->fingerprint = g_strdup (fingerprint ? fingerprint : "");
+  self->requester = g_strdup (requester ? requester : "unknown program");
+  self->requester_pid = requester_pid;
+  self->retry = retry;
+  return self;
+}
+
+const gchar *eta_pin_request_get_token_label (EtaPinRequest *self) { return self->token_label; }
+const gchar *eta_pin_request_get_token_serial (EtaPinRequest *self) { return self->token_serial; }
+const gchar *eta_pin_request_get_key_label (EtaPinRequest *self) { return self->key_label; }
+const gchar *eta_pin_request_get_fingerprint (EtaPinRequest *self) { return self->fingerprint; }
+const gchar *eta_pin_request_get_requester (EtaPinRequest *self) { return self->requester; }
+guint eta_pin_request_get_requester_pid (EtaPinRequest *self) { return self->requester_pid; }
+guint eta_pin_request_get_retry (EtaPinRequest *self) { return self->retry; }
+
+gchar *
+eta_pin_request_dup_short_fingerprint (EtaPinRequest *self)
+{
+  return g_strndup (self->fingerprint, 16);
+}

@@ -1,0 +1,237 @@
+/* See eta-terminal-prompter.h. */
+#define G_LOG_DOMAIN "eta-terminal-prompter"
+
+#include "eta-terminal-prompter.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "eta-agent-error.h"
+
+#define MAX_PIN_BYTES 256
+
+struct _EtaTerminalPrompter
+{
+  GObject parent_instance;
+
+  int fd;
+  gboolean own_fd;
+  GMutex one_prompt_at_a_time;
+};
+
+static void eta_terminal_prompter_iface_init (EtaPrompterInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (EtaTerminalPrompter, eta_terminal_prompter, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (ETA_TYPE_PROMPTER,
+                                                      eta_terminal_prompter_iface_init))
+
+static void
+write_text (int fd, const gchar *text)
+{
+  gsize left = strlen (text);
+  while (left > 0)
+    {
+      ssize_t n = write (fd, text, left);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return;
+      text += n;
+      left -= (gsize) n;
+    }
+}
+
+static gchar *
+describe_request (EtaPinRequest *request)
+{
+  g_autofree gchar *short_fpr = eta_pin_request_dup_short_fingerprint (request);
+  GString *text = g_string_new ("\n");
+
+  g_string_append_printf (text, "ecryptfs-token-agent: %s (pid %u) needs the key \"%s\" (%s)\n",
+                          eta_pin_request_get_requester (request),
+                          eta_pin_request_get_requester_pid (request),
+                          eta_pin_request_get_key_label (request), short_fpr);
+  g_string_append_printf (text, "  on token \"%s\" (serial %s).\n",
+                          eta_pin_request_get_token_label (request),
+                          eta_pin_request_get_token_serial (request));
+  if (eta_pin_request_get_retry (request) > 0)
+    g_string_append (text, "Wrong PIN, try again.\n");
+  g_string_append_printf (text, "PIN for %s (empty line cancels): ",
+                          eta_pin_request_get_token_label (request));
+  return g_string_free (text, FALSE);
+}
+
+/* Reads one line into @pin, waiting on the terminal and @cancellable.
+ * Returns 1 for a line, 0 for an empty line or end of input, -1 on error or
+ * cancellation (errno set). */
+static int
+read_line (int fd, EtaSecret *pin, GCancellable *cancellable)
+{
+  guint8 *data = eta_secret_get_data (pin);
+  gsize len = 0;
+  struct pollfd fds[2] = { { .fd = fd, .events = POLLIN } };
+  int nfds = 1;
+
+  fds[1].fd = g_cancellable_get_fd (cancellable);
+  if (fds[1].fd >= 0)
+    {
+      fds[1].events = POLLIN;
+      nfds = 2;
+    }
+  for (;;)
+    {
+      char c;
+      ssize_t n;
+
+      if (poll (fds, (nfds_t) nfds, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return -1;
+        }
+      if (nfds == 2 && fds[1].revents != 0)
+        {
+          errno = ECANCELED;
+          return -1;
+        }
+      n = read (fd, &c, 1);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        continue;
+      if (n < 0)
+        return -1;
+      if (n == 0 || c == '\n' || c == '\r' || c == 4 /* Ctrl-D, raw mode */)
+        break;
+      if (len < eta_secret_get_capacity (pin))
+        data[len++] = (guint8) c;
+    }
+  eta_secret_set_length (pin, len);
+  return len > 0 ? 1 : 0;
+}
+
+typedef struct
+{
+  EtaTerminalPrompter *prompter;
+  EtaPinRequest *request;
+} PromptJob;
+
+static void
+prompt_job_free (PromptJob *job)
+{
+  g_object_unref (job->request);
+  g_free (job);
+}
+
+static void
+prompt_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  PromptJob *job = task_data;
+  EtaTerminalPrompter *self = job->prompter;
+  g_autoptr (EtaSecret) pin = eta_secret_new (MAX_PIN_BYTES);
+  g_autofree gchar *text = describe_request (job->request);
+  struct termios saved, quiet;
+  gboolean restore = FALSE;
+  int result;
+
+  g_mutex_lock (&self->one_prompt_at_a_time);
+  write_text (self->fd, text);
+  if (tcgetattr (self->fd, &saved) == 0)
+    {
+      quiet = saved;
+      quiet.c_lflag &= ~(tcflag_t) (ECHO | ECHONL);
+      restore = tcsetattr (self->fd, TCSAFLUSH, &quiet) == 0;
+    }
+  result = read_line (self->fd, pin, cancellable);
+  if (restore)
+    tcsetattr (self->fd, TCSAFLUSH, &saved);
+  write_text (self->fd, result == 1 ? "\n" : "\nCancelled.\n");
+  g_mutex_unlock (&self->one_prompt_at_a_time);
+
+  if (result == 1)
+    g_task_return_pointer (task, g_steal_pointer (&pin), (GDestroyNotify) eta_secret_unref);
+  else if (result == 0 || errno == ECANCELED)
+    g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
+                             "the PIN prompt was cancelled");
+  else
+    g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_FAILED,
+                             "cannot read the PIN from the terminal: %s", g_strerror (errno));
+}
+
+static void
+eta_terminal_prompter_request_pin_async (EtaPrompter *prompter, EtaPinRequest *request,
+                                         GCancellable *cancellable,
+                                         GAsyncReadyCallback callback, gpointer user_data)
+{
+  EtaTerminalPrompter *self = ETA_TERMINAL_PROMPTER (prompter);
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  PromptJob *job = g_new0 (PromptJob, 1);
+
+  g_task_set_source_tag (task, eta_terminal_prompter_request_pin_async);
+  job->prompter = self;
+  job->request = g_object_ref (request);
+  g_task_set_task_data (task, job, (GDestroyNotify) prompt_job_free);
+  /* Cancellation is seen by poll() on the cancellable's fd, not by GTask. */
+  g_task_set_return_on_cancel (task, FALSE);
+  g_task_run_in_thread (task, prompt_in_thread);
+}
+
+static EtaSecret *
+eta_terminal_prompter_request_pin_finish (EtaPrompter *prompter, GAsyncResult *result,
+                                          GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, prompter), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+eta_terminal_prompter_iface_init (EtaPrompterInterface *iface)
+{
+  iface->request_pin_async = eta_terminal_prompter_request_pin_async;
+  iface->request_pin_finish = eta_terminal_prompter_request_pin_finish;
+}
+
+static void
+eta_terminal_prompter_finalize (GObject *object)
+{
+  EtaTerminalPrompter *self = ETA_TERMINAL_PROMPTER (object);
+
+  if (self->own_fd)
+    close (self->fd);
+  g_mutex_clear (&self->one_prompt_at_a_time);
+  G_OBJECT_CLASS (eta_terminal_prompter_parent_class)->finalize (object);
+}
+
+static void
+eta_terminal_prompter_class_init (EtaTerminalPrompterClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = eta_terminal_prompter_finalize;
+}
+
+static void
+eta_terminal_prompter_init (EtaTerminalPrompter *self)
+{
+  g_mutex_init (&self->one_prompt_at_a_time);
+  self->fd = -1;
+}
+
+EtaTerminalPrompter *
+eta_terminal_prompter_new (GError **error)
+{
+  g_autoptr (EtaTerminalPrompter) self = g_object_new (ETA_TYPE_TERMINAL_PROMPTER, NULL);
+
+  self->fd = open ("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+  self->own_fd = self->fd >= 0;
+  if (self->fd < 0 && isatty (STDIN_FILENO))
+    self->fd = STDIN_FILENO;
+  if (self->fd < 0)
+    {
+      g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_FAILED,
+                   "no terminal to ask for PINs on (no controlling terminal, and "
+                   "standard input is not a terminal)");
+      return NULL;
+    }
+  return g_steal_pointer (&self);
+}

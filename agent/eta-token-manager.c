@@ -1,0 +1,834 @@
+/* See eta-token-manager.h. */
+#define G_LOG_DOMAIN "eta-token-manager"
+
+#include "eta-token-manager.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <pkcs11-helper-1.0/pkcs11h-certificate.h>
+#include <pkcs11-helper-1.0/pkcs11h-core.h>
+#include <pkcs11-helper-1.0/pkcs11h-token.h>
+
+#include "eta-agent-error.h"
+
+/* pkcs11-helper's own retry loop: the person gets this many tries per unwrap. */
+#define MAX_LOGIN_TRIES 3
+
+typedef struct
+{
+  gchar *label;
+  gchar *serial;
+  gboolean logged_in;
+  /* Requests numbered up to this one waited on a prompt that was cancelled:
+   * they fail too instead of prompting again. */
+  guint64 cancelled_through;
+  /* One operation at a time per token: pkcs11-helper shares one session per
+   * token between keys, and its session lock cannot cover the login. */
+  GMutex operation_lock;
+} TokenState;
+
+struct _EtaTokenManager
+{
+  GObject parent_instance;
+
+  EtaPrompter *prompter;
+  GMainContext *main_context;
+
+  GMutex lock;               /* guards the fields below */
+  GPtrArray *keys;           /* EtaTokenKey from the last enumeration, or NULL */
+  GHashTable *certificates;  /* "fingerprint token-identity" → pkcs11h_certificate_t */
+  GHashTable *token_states;  /* token identity → TokenState */
+  guint64 last_sequence;
+};
+
+G_DEFINE_FINAL_TYPE (EtaTokenManager, eta_token_manager, G_TYPE_OBJECT)
+
+enum { SIGNAL_TOKEN_STATE_CHANGED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+/* The unwrap a worker thread is doing, for the PIN hook, which pkcs11-helper
+ * calls on that same thread with no way to pass per-call data. */
+typedef struct
+{
+  guint64 sequence;
+  EtaTokenKey *key;
+  const EtaRequester *requester;
+  gboolean logged_in_phase_done;
+  gboolean relogin_refused;
+  GError *prompt_error;
+} UnwrapContext;
+
+static GPrivate current_unwrap;
+
+static void
+token_state_free (TokenState *state)
+{
+  g_mutex_clear (&state->operation_lock);
+  g_free (state->label);
+  g_free (state->serial);
+  g_free (state);
+}
+
+static gchar *
+token_identity (const pkcs11h_token_id_t token)
+{
+  return g_strdup_printf ("%s/%s/%s/%s", token->manufacturerID, token->model,
+                          token->serialNumber, token->label);
+}
+
+/* Called with self->lock held. */
+static TokenState *
+token_state_lookup (EtaTokenManager *self, const pkcs11h_token_id_t token)
+{
+  g_autofree gchar *identity = token_identity (token);
+  TokenState *state = g_hash_table_lookup (self->token_states, identity);
+
+  if (state == NULL)
+    {
+      state = g_new0 (TokenState, 1);
+      g_mutex_init (&state->operation_lock);
+      state->label = g_strstrip (g_strdup (token->label));
+      state->serial = g_strstrip (g_strdup (token->serialNumber));
+      g_hash_table_insert (self->token_states, g_steal_pointer (&identity), state);
+    }
+  return state;
+}
+
+typedef struct
+{
+  EtaTokenManager *self;
+  gchar *label;
+  gchar *serial;
+  const gchar *state;
+} StateChange;
+
+static gboolean
+emit_state_change (gpointer data)
+{
+  StateChange *change = data;
+
+  g_signal_emit (change->self, signals[SIGNAL_TOKEN_STATE_CHANGED], 0,
+                 change->label, change->serial, change->state);
+  g_object_unref (change->self);
+  g_free (change->label);
+  g_free (change->serial);
+  g_free (change);
+  return G_SOURCE_REMOVE;
+}
+
+/* Called with self->lock held; the signal goes out on the main thread. */
+static void
+set_logged_in (EtaTokenManager *self, TokenState *state, gboolean logged_in)
+{
+  StateChange *change;
+
+  if (state->logged_in == logged_in)
+    return;
+  state->logged_in = logged_in;
+  change = g_new0 (StateChange, 1);
+  change->self = g_object_ref (self);
+  change->label = g_strdup (state->label);
+  change->serial = g_strdup (state->serial);
+  change->state = logged_in ? "logged-in" : "locked";
+  g_main_context_invoke (self->main_context, emit_state_change, change);
+}
+
+/* ---- the PIN hook: a worker thread waits while the main thread prompts ---- */
+
+typedef struct
+{
+  EtaTokenManager *self;
+  EtaPinRequest *request;
+  GMutex mutex;
+  GCond cond;
+  gboolean done;
+  EtaSecret *pin;
+  GError *error;
+} PromptCall;
+
+static void
+on_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  PromptCall *call = user_data;
+  GError *error = NULL;
+  EtaSecret *pin = eta_prompter_request_pin_finish (ETA_PROMPTER (source), result, &error);
+
+  g_mutex_lock (&call->mutex);
+  call->pin = pin;
+  call->error = error;
+  call->done = TRUE;
+  g_cond_signal (&call->cond);
+  g_mutex_unlock (&call->mutex);
+}
+
+static gboolean
+start_prompt (gpointer user_data)
+{
+  PromptCall *call = user_data;
+  eta_prompter_request_pin_async (call->self->prompter, call->request, NULL,
+                                  on_prompt_done, call);
+  return G_SOURCE_REMOVE;
+}
+
+static PKCS11H_BOOL
+on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t token,
+               const unsigned retry, char *const pin, const size_t pin_max)
+{
+  EtaTokenManager *self = global_data;
+  UnwrapContext *context = g_private_get (&current_unwrap);
+  PromptCall call = { 0 };
+  gboolean waited_on_cancelled;
+  gsize len;
+
+  /* Enumerations and lock never prompt. */
+  if (context == NULL)
+    return FALSE;
+
+  /* pkcs11-helper logs in again by itself after a failed operation; the
+   * person already answered for this request, so do not ask twice. */
+  if (context->logged_in_phase_done)
+    {
+      context->relogin_refused = TRUE;
+      return FALSE;
+    }
+
+  g_mutex_lock (&self->lock);
+  waited_on_cancelled = context->sequence <= token_state_lookup (self, token)->cancelled_through;
+  g_mutex_unlock (&self->lock);
+  if (waited_on_cancelled)
+    {
+      g_set_error (&context->prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
+                   "the PIN prompt for token %s was cancelled", token->label);
+      return FALSE;
+    }
+  if (self->prompter == NULL)
+    {
+      g_set_error (&context->prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_FAILED,
+                   "token %s needs its PIN, and the agent has no way to ask for it "
+                   "(no display and no terminal)", token->label);
+      return FALSE;
+    }
+
+  call.self = self;
+  call.request = eta_pin_request_new (g_strstrip (g_strdup (token->label)),
+                                      token->serialNumber,
+                                      eta_token_key_get_label (context->key),
+                                      eta_token_key_get_fingerprint (context->key),
+                                      context->requester->requester,
+                                      context->requester->pid, retry);
+  g_mutex_init (&call.mutex);
+  g_cond_init (&call.cond);
+  g_main_context_invoke (self->main_context, start_prompt, &call);
+  g_mutex_lock (&call.mutex);
+  while (!call.done)
+    g_cond_wait (&call.cond, &call.mutex);
+  g_mutex_unlock (&call.mutex);
+  g_mutex_clear (&call.mutex);
+  g_cond_clear (&call.cond);
+  g_object_unref (call.request);
+
+  if (call.pin == NULL)
+    {
+      if (g_error_matches (call.error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED))
+        {
+          g_mutex_lock (&self->lock);
+          token_state_lookup (self, token)->cancelled_through = self->last_sequence;
+          g_mutex_unlock (&self->lock);
+        }
+      g_clear_error (&context->prompt_error);
+      context->prompt_error = call.error;
+      return FALSE;
+    }
+
+  len = eta_secret_get_length (call.pin);
+  if (len + 1 > pin_max)
+    {
+      eta_secret_unref (call.pin);
+      g_set_error (&context->prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_PIN_INCORRECT,
+                   "the PIN is longer than the token accepts");
+      return FALSE;
+    }
+  memcpy (pin, eta_secret_get_data (call.pin), len);
+  pin[len] = '\0';
+  eta_secret_unref (call.pin);
+  return TRUE;
+}
+
+static PKCS11H_BOOL
+on_token_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t token,
+                 const unsigned retry)
+{
+  /* The insert-token dialog belongs to the UI; until then, fail at once. */
+  return FALSE;
+}
+
+static void
+on_pkcs11h_log (void *global_data, unsigned flags, const char *format, va_list args)
+{
+  g_autofree gchar *message = g_strdup_vprintf (format, args);
+  g_debug ("pkcs11-helper: %s", message);
+}
+
+/* ---- key enumeration ---- */
+
+/* Worker thread. Replaces self->keys with what the tokens show now. */
+static gboolean
+refresh_keys (EtaTokenManager *self, unsigned method, GError **error)
+{
+  pkcs11h_certificate_id_list_t certificates = NULL;
+  g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_object_unref);
+  CK_RV rv;
+
+  rv = pkcs11h_certificate_enumCertificateIds (method, NULL, 0, NULL, &certificates);
+  if (rv != CKR_OK)
+    {
+      eta_agent_error_set_from_ckr (error, rv, "listing the certificates on the tokens");
+      return FALSE;
+    }
+  for (pkcs11h_certificate_id_list_t item = certificates; item != NULL; item = item->next)
+    {
+      EtaTokenKey *key = eta_token_key_new_from_certificate (item->certificate_id);
+      if (key != NULL)
+        g_ptr_array_add (keys, key);
+    }
+  pkcs11h_certificate_freeCertificateIdList (certificates);
+
+  g_mutex_lock (&self->lock);
+  g_clear_pointer (&self->keys, g_ptr_array_unref);
+  self->keys = g_steal_pointer (&keys);
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
+/* Worker thread. */
+static EtaTokenKey *
+find_key (EtaTokenManager *self, const gchar *fingerprint, GError **error)
+{
+  EtaTokenKey *key = NULL;
+  g_autoptr (GError) local_error = NULL;
+  gboolean have_keys;
+
+  g_mutex_lock (&self->lock);
+  have_keys = self->keys != NULL;
+  g_mutex_unlock (&self->lock);
+  if (!have_keys && !refresh_keys (self, PKCS11H_ENUM_METHOD_CACHE_EXIST, error))
+    return NULL;
+
+  for (int attempt = 0; attempt < 2; attempt++)
+    {
+      g_clear_error (&local_error);
+      g_mutex_lock (&self->lock);
+      key = eta_token_key_find (self->keys, fingerprint, &local_error);
+      if (key != NULL)
+        g_object_ref (key);
+      g_mutex_unlock (&self->lock);
+      if (key != NULL
+          || !g_error_matches (local_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_KEY_NOT_FOUND))
+        break;
+      /* Not seen yet: a token may have been inserted since the last look. */
+      if (attempt == 0 && !refresh_keys (self, PKCS11H_ENUM_METHOD_RELOAD, error))
+        return NULL;
+    }
+  if (key == NULL)
+    g_propagate_error (error, g_steal_pointer (&local_error));
+  return key;
+}
+
+static void
+list_keys_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  EtaTokenManager *self = source;
+  GError *error = NULL;
+  GPtrArray *keys;
+
+  if (!refresh_keys (self, PKCS11H_ENUM_METHOD_RELOAD, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_mutex_lock (&self->lock);
+  keys = g_ptr_array_ref (self->keys);
+  g_mutex_unlock (&self->lock);
+  g_task_return_pointer (task, keys, (GDestroyNotify) g_ptr_array_unref);
+}
+
+void
+eta_token_manager_list_keys_async (EtaTokenManager *self, GCancellable *cancellable,
+                                   GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, eta_token_manager_list_keys_async);
+  g_task_run_in_thread (task, list_keys_in_thread);
+}
+
+GPtrArray *
+eta_token_manager_list_keys_finish (EtaTokenManager *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+find_key_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  GError *error = NULL;
+  EtaTokenKey *key = find_key (source, data, &error);
+
+  if (key == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, key, g_object_unref);
+}
+
+void
+eta_token_manager_find_key_async (EtaTokenManager *self, const gchar *fingerprint,
+                                  GCancellable *cancellable,
+                                  GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, eta_token_manager_find_key_async);
+  g_task_set_task_data (task, g_strdup (fingerprint), g_free);
+  g_task_run_in_thread (task, find_key_in_thread);
+}
+
+EtaTokenKey *
+eta_token_manager_find_key_finish (EtaTokenManager *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+list_tokens_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  EtaTokenManager *self = source;
+  pkcs11h_token_id_list_t tokens = NULL;
+  g_auto (GVariantBuilder) builder = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
+  CK_RV rv;
+
+  rv = pkcs11h_token_enumTokenIds (PKCS11H_ENUM_METHOD_RELOAD, &tokens);
+  if (rv != CKR_OK)
+    {
+      GError *error = NULL;
+      eta_agent_error_set_from_ckr (&error, rv, "listing the tokens");
+      g_task_return_error (task, error);
+      return;
+    }
+  g_mutex_lock (&self->lock);
+  for (pkcs11h_token_id_list_t item = tokens; item != NULL; item = item->next)
+    {
+      pkcs11h_token_id_t token = item->token_id;
+      TokenState *state;
+
+      /* An empty slot's placeholder (SoftHSM2 always shows one) is no token. */
+      if (token->label[0] == '\0' && token->serialNumber[0] == '\0')
+        continue;
+      state = token_state_lookup (self, token);
+      g_autofree gchar *manufacturer = g_strstrip (g_strdup (token->manufacturerID));
+      g_autofree gchar *model = g_strstrip (g_strdup (token->model));
+
+      g_variant_builder_open (&builder, G_VARIANT_TYPE_VARDICT);
+      g_variant_builder_add (&builder, "{sv}", "label", g_variant_new_string (state->label));
+      g_variant_builder_add (&builder, "{sv}", "serial", g_variant_new_string (state->serial));
+      g_variant_builder_add (&builder, "{sv}", "manufacturer", g_variant_new_string (manufacturer));
+      g_variant_builder_add (&builder, "{sv}", "model", g_variant_new_string (model));
+      g_variant_builder_add (&builder, "{sv}", "state",
+                             g_variant_new_string (state->logged_in ? "logged-in" : "present"));
+      g_variant_builder_close (&builder);
+    }
+  g_mutex_unlock (&self->lock);
+  pkcs11h_token_freeTokenIdList (tokens);
+  g_task_return_pointer (task, g_variant_ref_sink (g_variant_builder_end (&builder)),
+                         (GDestroyNotify) g_variant_unref);
+}
+
+void
+eta_token_manager_list_tokens_async (EtaTokenManager *self, GCancellable *cancellable,
+                                     GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, eta_token_manager_list_tokens_async);
+  g_task_run_in_thread (task, list_tokens_in_thread);
+}
+
+GVariant *
+eta_token_manager_list_tokens_finish (EtaTokenManager *self, GAsyncResult *result,
+                                      GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* ---- unwrap ---- */
+
+typedef struct
+{
+  gchar *fingerprint;
+  EtaPadding padding;
+  GBytes *wrapped;
+  gchar *requester;
+  EtaRequester requester_info;
+  guint64 sequence;
+  gchar *full_fingerprint;
+} UnwrapJob;
+
+static void
+unwrap_job_free (UnwrapJob *job)
+{
+  g_free (job->fingerprint);
+  g_bytes_unref (job->wrapped);
+  g_free (job->requester);
+  g_free (job->full_fingerprint);
+  g_free (job);
+}
+
+/* Worker thread. One certificate object per key and token, kept: it holds the
+ * token session that stays logged in. */
+static pkcs11h_certificate_t
+get_certificate (EtaTokenManager *self, EtaTokenKey *key, GError **error)
+{
+  g_autofree gchar *cache_key = g_strdup_printf ("%s %s", eta_token_key_get_fingerprint (key),
+                                                 eta_token_key_get_token_identity (key));
+  pkcs11h_certificate_t certificate;
+  CK_RV rv;
+
+  g_mutex_lock (&self->lock);
+  certificate = g_hash_table_lookup (self->certificates, cache_key);
+  if (certificate == NULL)
+    {
+      rv = pkcs11h_certificate_create (eta_token_key_get_certificate_id (key), NULL,
+                                       PKCS11H_PROMPT_MASK_ALLOW_PIN_PROMPT,
+                                       PKCS11H_PIN_CACHE_INFINITE, &certificate);
+      if (rv != CKR_OK)
+        {
+          g_mutex_unlock (&self->lock);
+          eta_agent_error_set_from_ckr (error, rv, "opening the key on its token");
+          return NULL;
+        }
+      g_hash_table_insert (self->certificates, g_steal_pointer (&cache_key), certificate);
+    }
+  g_mutex_unlock (&self->lock);
+  return certificate;
+}
+
+static void
+unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  EtaTokenManager *self = source;
+  UnwrapJob *job = data;
+  GError *error = NULL;
+  g_autoptr (EtaTokenKey) key = NULL;
+  g_autoptr (EtaSecret) plaintext = NULL;
+  UnwrapContext context = { 0 };
+  CK_RSA_PKCS_OAEP_PARAMS oaep = { CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0 };
+  CK_MECHANISM mechanism = { CKM_RSA_PKCS, NULL, 0 };
+  pkcs11h_certificate_t certificate;
+  TokenState *token_state;
+  g_autofree gchar *what = NULL;
+  size_t size;
+  gsize modulus_bytes;
+  CK_RV rv;
+
+  key = find_key (self, job->fingerprint, &error);
+  if (key == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  job->full_fingerprint = g_strdup (eta_token_key_get_fingerprint (key));
+  what = g_strdup_printf ("decrypting with key %.16s (%s) on token %s",
+                          eta_token_key_get_fingerprint (key), eta_token_key_get_label (key),
+                          eta_token_key_get_token_label (key));
+
+  /* RSA ciphertexts are exactly as long as the modulus; anything else would
+   * only make the token fail (and pkcs11-helper log in again). */
+  modulus_bytes = (eta_token_key_get_bits (key) + 7) / 8;
+  if (g_bytes_get_size (job->wrapped) != modulus_bytes)
+    {
+      g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_INVALID_ARGUMENT,
+                               "the wrapped key is %zu bytes; key %.16s needs exactly %zu",
+                               g_bytes_get_size (job->wrapped),
+                               eta_token_key_get_fingerprint (key), modulus_bytes);
+      return;
+    }
+
+  certificate = get_certificate (self, key, &error);
+  if (certificate == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (job->padding == ETA_PADDING_OAEP)
+    {
+      mechanism.mechanism = CKM_RSA_PKCS_OAEP;
+      mechanism.pParameter = &oaep;
+      mechanism.ulParameterLen = sizeof oaep;
+    }
+
+  context.sequence = job->sequence;
+  context.key = key;
+  context.requester = &job->requester_info;
+  g_private_set (&current_unwrap, &context);
+
+  plaintext = eta_secret_new (modulus_bytes);
+  size = modulus_bytes;
+  /* Log in first (the only place a PIN is asked for), then decrypt under
+   * the session lock. ensureKeyAccess takes the session lock itself, and
+   * pkcs11-helper's locks are not recursive. */
+  g_mutex_lock (&self->lock);
+  token_state = token_state_lookup (self, eta_token_key_get_certificate_id (key)->token_id);
+  g_mutex_unlock (&self->lock);
+  g_mutex_lock (&token_state->operation_lock);
+  rv = pkcs11h_certificate_ensureKeyAccess (certificate);
+  context.logged_in_phase_done = TRUE;
+  if (rv == CKR_OK)
+    rv = pkcs11h_certificate_lockSession (certificate);
+  if (rv == CKR_OK)
+    {
+      rv = pkcs11h_certificate_decrypt_ex (certificate, &mechanism,
+                                           g_bytes_get_data (job->wrapped, NULL),
+                                           g_bytes_get_size (job->wrapped),
+                                           eta_secret_get_data (plaintext), &size);
+      pkcs11h_certificate_releaseSession (certificate);
+    }
+  g_mutex_unlock (&token_state->operation_lock);
+  g_private_set (&current_unwrap, NULL);
+
+  g_mutex_lock (&self->lock);
+  {
+    pkcs11h_token_id_t token = eta_token_key_get_certificate_id (key)->token_id;
+    TokenState *state = token_state_lookup (self, token);
+    if (rv == CKR_OK)
+      set_logged_in (self, state, TRUE);
+    else if (context.prompt_error != NULL || context.relogin_refused
+             || rv == CKR_PIN_INCORRECT)
+      set_logged_in (self, state, FALSE);
+  }
+  g_mutex_unlock (&self->lock);
+
+  if (rv != CKR_OK)
+    {
+      if (context.relogin_refused)
+        {
+          /* The operation failed and pkcs11-helper dropped the login to
+           * retry; the real cause is the ciphertext, not the PIN. */
+          g_clear_error (&context.prompt_error);
+          g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
+                                   "%s: the token could not decrypt this ciphertext with "
+                                   "this key", what);
+        }
+      else if (context.prompt_error != NULL)
+        {
+          g_prefix_error (&context.prompt_error, "%s: ", what);
+          g_task_return_error (task, context.prompt_error);
+        }
+      else
+        {
+          eta_agent_error_set_from_ckr (&error, rv, what);
+          g_task_return_error (task, error);
+        }
+      return;
+    }
+  g_clear_error (&context.prompt_error);
+  eta_secret_set_length (plaintext, size);
+  g_task_return_pointer (task, g_steal_pointer (&plaintext), (GDestroyNotify) eta_secret_unref);
+}
+
+void
+eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerprint,
+                                EtaPadding padding, GBytes *wrapped,
+                                const EtaRequester *requester,
+                                GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  UnwrapJob *job = g_new0 (UnwrapJob, 1);
+
+  g_task_set_source_tag (task, eta_token_manager_unwrap_async);
+  job->fingerprint = g_strdup (fingerprint);
+  job->padding = padding;
+  job->wrapped = g_bytes_ref (wrapped);
+  job->requester = g_strdup (requester && requester->requester ? requester->requester
+                                                               : "unknown program");
+  job->requester_info.requester = job->requester;
+  job->requester_info.pid = requester ? requester->pid : 0;
+  g_mutex_lock (&self->lock);
+  job->sequence = ++self->last_sequence;
+  g_mutex_unlock (&self->lock);
+  g_task_set_task_data (task, job, (GDestroyNotify) unwrap_job_free);
+  g_task_run_in_thread (task, unwrap_in_thread);
+}
+
+EtaSecret *
+eta_token_manager_unwrap_finish (EtaTokenManager *self, GAsyncResult *result,
+                                 gchar **fingerprint_out, GError **error)
+{
+  EtaSecret *secret = g_task_propagate_pointer (G_TASK (result), error);
+  UnwrapJob *job = g_task_get_task_data (G_TASK (result));
+
+  if (secret != NULL && fingerprint_out != NULL)
+    *fingerprint_out = g_strdup (job->full_fingerprint);
+  return secret;
+}
+
+/* ---- lock ---- */
+
+static void
+lock_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  EtaTokenManager *self = source;
+  GHashTableIter iter;
+  gpointer value;
+  CK_RV rv = pkcs11h_logout ();
+
+  g_mutex_lock (&self->lock);
+  g_hash_table_iter_init (&iter, self->token_states);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    set_logged_in (self, value, FALSE);
+  g_mutex_unlock (&self->lock);
+
+  if (rv != CKR_OK)
+    {
+      GError *error = NULL;
+      eta_agent_error_set_from_ckr (&error, rv, "logging out of the tokens");
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+void
+eta_token_manager_lock_async (EtaTokenManager *self, GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, eta_token_manager_lock_async);
+  g_task_run_in_thread (task, lock_in_thread);
+}
+
+gboolean
+eta_token_manager_lock_finish (EtaTokenManager *self, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* ---- life cycle ---- */
+
+static void
+eta_token_manager_finalize (GObject *object)
+{
+  EtaTokenManager *self = ETA_TOKEN_MANAGER (object);
+
+  g_hash_table_destroy (self->certificates);
+  g_clear_pointer (&self->keys, g_ptr_array_unref);
+  g_hash_table_destroy (self->token_states);
+  pkcs11h_terminate ();
+  g_clear_object (&self->prompter);
+  g_main_context_unref (self->main_context);
+  g_mutex_clear (&self->lock);
+  G_OBJECT_CLASS (eta_token_manager_parent_class)->finalize (object);
+}
+
+static void
+eta_token_manager_class_init (EtaTokenManagerClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = eta_token_manager_finalize;
+
+  signals[SIGNAL_TOKEN_STATE_CHANGED] =
+    g_signal_new ("token-state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING,
+                  G_TYPE_STRING);
+}
+
+static void
+free_certificate (gpointer certificate)
+{
+  pkcs11h_certificate_freeCertificate (certificate);
+}
+
+static void
+eta_token_manager_init (EtaTokenManager *self)
+{
+  g_mutex_init (&self->lock);
+  self->certificates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, free_certificate);
+  self->token_states = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                              (GDestroyNotify) token_state_free);
+}
+
+/* A provider is a shared object the agent will run code from: refuse one that
+ * someone other than root or this user could have replaced. */
+static gboolean
+provider_is_trustworthy (const gchar *path, GError **error)
+{
+  struct stat st;
+
+  if (!g_path_is_absolute (path) || stat (path, &st) != 0 || !S_ISREG (st.st_mode))
+    {
+      g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_INVALID_ARGUMENT,
+                   "PKCS#11 provider %s is not an absolute path to a file", path);
+      return FALSE;
+    }
+  if ((st.st_uid != 0 && st.st_uid != geteuid ()) || (st.st_mode & (S_IWGRP | S_IWOTH)))
+    {
+      g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_ACCESS_DENIED,
+                   "PKCS#11 provider %s is writable by others or owned by another user; "
+                   "refusing to load it", path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+EtaTokenManager *
+eta_token_manager_new (const gchar * const *providers, EtaPrompter *prompter, GError **error)
+{
+  static const gchar *default_providers[] = { ETA_DEFAULT_PROVIDER, NULL };
+  g_autoptr (EtaTokenManager) self = g_object_new (ETA_TYPE_TOKEN_MANAGER, NULL);
+  guint loaded = 0;
+  CK_RV rv;
+
+  self->prompter = prompter ? g_object_ref (prompter) : NULL;
+  self->main_context = g_main_context_ref_thread_default ();
+  if (providers == NULL || providers[0] == NULL)
+    providers = default_providers;
+
+  rv = pkcs11h_initialize ();
+  if (rv != CKR_OK)
+    {
+      eta_agent_error_set_from_ckr (error, rv, "starting pkcs11-helper");
+      return NULL;
+    }
+  pkcs11h_setLogHook (on_pkcs11h_log, self);
+  pkcs11h_setLogLevel (g_getenv ("G_MESSAGES_DEBUG") ? PKCS11H_LOG_DEBUG1 : PKCS11H_LOG_ERROR);
+  pkcs11h_setPINPromptHook (on_pin_prompt, self);
+  pkcs11h_setTokenPromptHook (on_token_prompt, self);
+  pkcs11h_setProtectedAuthentication (TRUE);
+  pkcs11h_setMaxLoginRetries (MAX_LOGIN_TRIES);
+  pkcs11h_setPINCachePeriod (PKCS11H_PIN_CACHE_INFINITE);
+
+  for (gsize i = 0; providers[i] != NULL; i++)
+    {
+      g_autoptr (GError) provider_error = NULL;
+      g_autofree gchar *reference = g_path_get_basename (providers[i]);
+
+      if (!provider_is_trustworthy (providers[i], &provider_error))
+        {
+          g_warning ("%s", provider_error->message);
+          continue;
+        }
+      rv = pkcs11h_addProvider (reference, providers[i], TRUE, PKCS11H_PRIVATEMODE_MASK_AUTO,
+                                PKCS11H_SLOTEVENT_METHOD_AUTO, 0, FALSE);
+      if (rv != CKR_OK)
+        {
+          g_warning ("cannot load PKCS#11 provider %s: %s", providers[i],
+                     pkcs11h_getMessage (rv));
+          continue;
+        }
+      loaded++;
+    }
+  if (loaded == 0)
+    {
+      g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_FAILED,
+                   "none of the allowed PKCS#11 providers could be loaded");
+      return NULL;
+    }
+  return g_steal_pointer (&self);
+}

@@ -1,0 +1,77 @@
+/* Everything the agent does with PKCS#11, through pkcs11-helper: loading the
+ * allowed providers, finding keys by fingerprint across all tokens, and
+ * decrypting on the token, asking for the PIN through an EtaPrompter.
+ *
+ * pkcs11-helper is called only from worker threads after start-up: it holds
+ * its locks while the PIN hook waits for the person, and the main thread must
+ * stay free to show the prompt. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "eta-blob.h"
+#include "eta-prompter.h"
+#include "eta-secret.h"
+#include "eta-token-key.h"
+
+G_BEGIN_DECLS
+
+#define ETA_TYPE_TOKEN_MANAGER (eta_token_manager_get_type ())
+G_DECLARE_FINAL_TYPE (EtaTokenManager, eta_token_manager, ETA, TOKEN_MANAGER, GObject)
+
+/* The providers loaded when none are configured: p11-kit's proxy, which loads
+ * every module the system registered (OpenSC, SoftHSM2, vendors' modules). */
+#define ETA_DEFAULT_PROVIDER "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
+
+/* Loads each provider of the allow-list @providers. Only one manager may exist
+ * per process (pkcs11-helper is global). @prompter may be NULL: then every
+ * operation that needs a PIN fails with a clear error. */
+EtaTokenManager *eta_token_manager_new (const gchar * const *providers,
+                                        EtaPrompter *prompter, GError **error);
+
+/* Who is asking, for the prompt. */
+typedef struct
+{
+  const gchar *requester;
+  guint pid;
+} EtaRequester;
+
+void eta_token_manager_list_keys_async (EtaTokenManager *self, GCancellable *cancellable,
+                                        GAsyncReadyCallback callback, gpointer user_data);
+/* A GPtrArray of EtaTokenKey. */
+GPtrArray *eta_token_manager_list_keys_finish (EtaTokenManager *self, GAsyncResult *result,
+                                               GError **error);
+
+void eta_token_manager_find_key_async (EtaTokenManager *self, const gchar *fingerprint,
+                                       GCancellable *cancellable,
+                                       GAsyncReadyCallback callback, gpointer user_data);
+EtaTokenKey *eta_token_manager_find_key_finish (EtaTokenManager *self, GAsyncResult *result,
+                                                GError **error);
+
+void eta_token_manager_list_tokens_async (EtaTokenManager *self, GCancellable *cancellable,
+                                          GAsyncReadyCallback callback, gpointer user_data);
+/* A GVariant of type aa{sv} (see ListTokens in the D-Bus XML). */
+GVariant *eta_token_manager_list_tokens_finish (EtaTokenManager *self, GAsyncResult *result,
+                                                GError **error);
+
+/* Decrypts @wrapped with the key @fingerprint (prefix allowed) on a token,
+ * logging in through the prompter when needed. */
+void eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerprint,
+                                     EtaPadding padding, GBytes *wrapped,
+                                     const EtaRequester *requester,
+                                     GCancellable *cancellable,
+                                     GAsyncReadyCallback callback, gpointer user_data);
+/* The plaintext, and in @fingerprint_out the key's full fingerprint. */
+EtaSecret *eta_token_manager_unwrap_finish (EtaTokenManager *self, GAsyncResult *result,
+                                            gchar **fingerprint_out, GError **error);
+
+/* Logs out of every token; the next unwrap asks for the PIN again. */
+void eta_token_manager_lock_async (EtaTokenManager *self, GCancellable *cancellable,
+                                   GAsyncReadyCallback callback, gpointer user_data);
+gboolean eta_token_manager_lock_finish (EtaTokenManager *self, GAsyncResult *result,
+                                        GError **error);
+
+/* Signals (main thread): "token-state-changed" (label, serial, state) with
+ * state "logged-in" or "locked". */
+
+G_END_DECLS

@@ -1,0 +1,215 @@
+/* X25519 + HKDF-SHA256 + AES-256-GCM sealing; see eta-seal.h for why. */
+#include "eta-seal.h"
+
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+#define SEAL_INFO "org.ecryptfs.TokenAgent1 Unwrap v1"
+#define SEAL_KEY_LEN 32
+
+struct EtaSealSession
+{
+  EVP_PKEY *key;
+  uint8_t public_key[ETA_SEAL_PUBLIC_KEY_LEN];
+};
+
+static EVP_PKEY *
+generate_x25519 (uint8_t public_key[ETA_SEAL_PUBLIC_KEY_LEN])
+{
+  EVP_PKEY *key = EVP_PKEY_Q_keygen (NULL, NULL, "X25519");
+  size_t len = ETA_SEAL_PUBLIC_KEY_LEN;
+
+  if (key == NULL)
+    return NULL;
+  if (EVP_PKEY_get_raw_public_key (key, public_key, &len) != 1
+      || len != ETA_SEAL_PUBLIC_KEY_LEN)
+    {
+      EVP_PKEY_free (key);
+      return NULL;
+    }
+  return key;
+}
+
+/* Both sides derive the same AES key; the salt binds both public keys so a
+ * sealed payload cannot be replayed into another exchange. */
+static int
+derive_key (EVP_PKEY *own_key, const uint8_t *peer_public_key,
+            const uint8_t *caller_public_key, const uint8_t *agent_public_key,
+            uint8_t aes_key[SEAL_KEY_LEN])
+{
+  EVP_PKEY *peer = NULL;
+  EVP_PKEY_CTX *derive = NULL;
+  EVP_KDF *kdf = NULL;
+  EVP_KDF_CTX *kdf_ctx = NULL;
+  uint8_t shared[32];
+  size_t shared_len = sizeof shared;
+  uint8_t salt[2 * ETA_SEAL_PUBLIC_KEY_LEN];
+  int ret = -1;
+
+  peer = EVP_PKEY_new_raw_public_key (EVP_PKEY_X25519, NULL, peer_public_key,
+                                      ETA_SEAL_PUBLIC_KEY_LEN);
+  if (peer == NULL)
+    goto out;
+  derive = EVP_PKEY_CTX_new (own_key, NULL);
+  if (derive == NULL || EVP_PKEY_derive_init (derive) != 1
+      || EVP_PKEY_derive_set_peer (derive, peer) != 1
+      || EVP_PKEY_derive (derive, shared, &shared_len) != 1
+      || shared_len != sizeof shared)
+    goto out;
+
+  memcpy (salt, caller_public_key, ETA_SEAL_PUBLIC_KEY_LEN);
+  memcpy (salt + ETA_SEAL_PUBLIC_KEY_LEN, agent_public_key, ETA_SEAL_PUBLIC_KEY_LEN);
+
+  kdf = EVP_KDF_fetch (NULL, "HKDF", NULL);
+  kdf_ctx = kdf ? EVP_KDF_CTX_new (kdf) : NULL;
+  if (kdf_ctx == NULL)
+    goto out;
+  {
+    OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string (OSSL_KDF_PARAM_DIGEST, (char *) "SHA256", 0),
+      OSSL_PARAM_construct_octet_string (OSSL_KDF_PARAM_KEY, shared, shared_len),
+      OSSL_PARAM_construct_octet_string (OSSL_KDF_PARAM_SALT, salt, sizeof salt),
+      OSSL_PARAM_construct_octet_string (OSSL_KDF_PARAM_INFO, (char *) SEAL_INFO,
+                                         strlen (SEAL_INFO)),
+      OSSL_PARAM_construct_end (),
+    };
+    if (EVP_KDF_derive (kdf_ctx, aes_key, SEAL_KEY_LEN, params) != 1)
+      goto out;
+  }
+  ret = 0;
+
+out:
+  OPENSSL_cleanse (shared, sizeof shared);
+  EVP_KDF_CTX_free (kdf_ctx);
+  EVP_KDF_free (kdf);
+  EVP_PKEY_CTX_free (derive);
+  EVP_PKEY_free (peer);
+  return ret;
+}
+
+EtaSealSession *
+eta_seal_session_new (void)
+{
+  EtaSealSession *session = OPENSSL_zalloc (sizeof *session);
+
+  if (session == NULL)
+    return NULL;
+  session->key = generate_x25519 (session->public_key);
+  if (session->key == NULL)
+    {
+      OPENSSL_free (session);
+      return NULL;
+    }
+  return session;
+}
+
+void
+eta_seal_session_free (EtaSealSession *session)
+{
+  if (session == NULL)
+    return;
+  EVP_PKEY_free (session->key);
+  OPENSSL_clear_free (session, sizeof *session);
+}
+
+const uint8_t *
+eta_seal_session_get_public_key (const EtaSealSession *session)
+{
+  return session->public_key;
+}
+
+int
+eta_seal_session_open (EtaSealSession *session,
+                       const uint8_t *agent_public_key, size_t agent_public_key_len,
+                       const char *associated_data,
+                       const uint8_t *sealed, size_t sealed_len,
+                       uint8_t *plaintext, size_t *plaintext_len)
+{
+  uint8_t aes_key[SEAL_KEY_LEN];
+  EVP_CIPHER_CTX *ctx = NULL;
+  size_t body_len;
+  int out_len = 0, final_len = 0;
+  int ret = -1;
+
+  if (agent_public_key_len != ETA_SEAL_PUBLIC_KEY_LEN
+      || sealed_len < ETA_SEAL_OVERHEAD
+      || sealed_len - ETA_SEAL_OVERHEAD > ETA_SEAL_MAX_PLAINTEXT)
+    return -1;
+  body_len = sealed_len - ETA_SEAL_OVERHEAD;
+
+  if (derive_key (session->key, agent_public_key, session->public_key,
+                  agent_public_key, aes_key) != 0)
+    return -1;
+
+  ctx = EVP_CIPHER_CTX_new ();
+  if (ctx == NULL
+      || EVP_DecryptInit_ex (ctx, EVP_aes_256_gcm (), NULL, aes_key, sealed) != 1
+      || EVP_DecryptUpdate (ctx, NULL, &out_len, (const uint8_t *) associated_data,
+                            (int) strlen (associated_data)) != 1
+      || EVP_DecryptUpdate (ctx, plaintext, &out_len, sealed + ETA_SEAL_NONCE_LEN,
+                            (int) body_len) != 1
+      || EVP_CIPHER_CTX_ctrl (ctx, EVP_CTRL_GCM_SET_TAG, ETA_SEAL_TAG_LEN,
+                              (void *) (sealed + ETA_SEAL_NONCE_LEN + body_len)) != 1
+      || EVP_DecryptFinal_ex (ctx, plaintext + out_len, &final_len) != 1)
+    {
+      OPENSSL_cleanse (plaintext, body_len);
+      goto out;
+    }
+  *plaintext_len = (size_t) out_len + (size_t) final_len;
+  ret = 0;
+
+out:
+  OPENSSL_cleanse (aes_key, sizeof aes_key);
+  EVP_CIPHER_CTX_free (ctx);
+  return ret;
+}
+
+int
+eta_seal_to (const uint8_t *caller_public_key, size_t caller_public_key_len,
+             const char *associated_data,
+             const uint8_t *plaintext, size_t plaintext_len,
+             uint8_t *agent_public_key, uint8_t *sealed)
+{
+  uint8_t aes_key[SEAL_KEY_LEN];
+  EVP_PKEY *own_key = NULL;
+  EVP_CIPHER_CTX *ctx = NULL;
+  int out_len = 0, final_len = 0;
+  int ret = -1;
+
+  if (caller_public_key_len != ETA_SEAL_PUBLIC_KEY_LEN
+      || plaintext_len > ETA_SEAL_MAX_PLAINTEXT)
+    return -1;
+
+  own_key = generate_x25519 (agent_public_key);
+  if (own_key == NULL)
+    return -1;
+  if (derive_key (own_key, caller_public_key, caller_public_key,
+                  agent_public_key, aes_key) != 0)
+    goto out;
+  if (RAND_bytes (sealed, ETA_SEAL_NONCE_LEN) != 1)
+    goto out;
+
+  ctx = EVP_CIPHER_CTX_new ();
+  if (ctx == NULL
+      || EVP_EncryptInit_ex (ctx, EVP_aes_256_gcm (), NULL, aes_key, sealed) != 1
+      || EVP_EncryptUpdate (ctx, NULL, &out_len, (const uint8_t *) associated_data,
+                            (int) strlen (associated_data)) != 1
+      || EVP_EncryptUpdate (ctx, sealed + ETA_SEAL_NONCE_LEN, &out_len, plaintext,
+                            (int) plaintext_len) != 1
+      || EVP_EncryptFinal_ex (ctx, sealed + ETA_SEAL_NONCE_LEN + out_len, &final_len) != 1
+      || EVP_CIPHER_CTX_ctrl (ctx, EVP_CTRL_GCM_GET_TAG, ETA_SEAL_TAG_LEN,
+                              sealed + ETA_SEAL_NONCE_LEN + plaintext_len) != 1)
+    goto out;
+  ret = 0;
+
+out:
+  OPENSSL_cleanse (aes_key, sizeof aes_key);
+  EVP_CIPHER_CTX_free (ctx);
+  EVP_PKEY_free (own_key);
+  return ret;
+}

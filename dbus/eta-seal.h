@@ -1,0 +1,41 @@
+/* Sealing of an unwrapped key for its trip across the bus.
+ *
+ * The key module sends an ephemeral X25519 public key with each Unwrap; the
+ * agent seals the recovered key to it (X25519 + HKDF-SHA256 + AES-256-GCM), so
+ * a bus monitor never sees the plaintext. Plain C and OpenSSL only: the key
+ * module links it as well. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ETA_SEAL_PUBLIC_KEY_LEN 32
+#define ETA_SEAL_NONCE_LEN      12
+#define ETA_SEAL_TAG_LEN        16
+#define ETA_SEAL_OVERHEAD       (ETA_SEAL_NONCE_LEN + ETA_SEAL_TAG_LEN)
+/* Sealed payloads larger than this are refused before any crypto. */
+#define ETA_SEAL_MAX_PLAINTEXT  512
+
+typedef struct EtaSealSession EtaSealSession;
+
+/* Caller side: a fresh ephemeral key pair, or NULL when OpenSSL fails. */
+EtaSealSession *eta_seal_session_new (void);
+void eta_seal_session_free (EtaSealSession *session);
+/* The 32-byte public half to send with the request. */
+const uint8_t *eta_seal_session_get_public_key (const EtaSealSession *session);
+/* Opens what the agent sealed. @plaintext must hold sealed_len -
+ * ETA_SEAL_OVERHEAD bytes. Returns 0, or -1 when the payload is malformed or
+ * fails authentication (then nothing is written to @plaintext_len). */
+int eta_seal_session_open (EtaSealSession *session,
+                           const uint8_t *agent_public_key, size_t agent_public_key_len,
+                           const char *associated_data,
+                           const uint8_t *sealed, size_t sealed_len,
+                           uint8_t *plaintext, size_t *plaintext_len);
+
+/* Agent side: seals @plaintext to @caller_public_key with a fresh ephemeral
+ * key. @agent_public_key receives 32 bytes, @sealed plaintext_len +
+ * ETA_SEAL_OVERHEAD bytes. Returns 0 or -1. */
+int eta_seal_to (const uint8_t *caller_public_key, size_t caller_public_key_len,
+                 const char *associated_data,
+                 const uint8_t *plaintext, size_t plaintext_len,
+                 uint8_t *agent_public_key, uint8_t *sealed);

@@ -1,0 +1,270 @@
+/* See eta-agent-client.h. */
+#include "eta-agent-client.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "eta-names.h"
+#include "eta-seal.h"
+
+static GMutex connection_lock;
+static GDBusConnection *cached_connection;
+
+static gboolean
+socket_is_ours (const gchar *path)
+{
+  struct stat st;
+  return stat (path, &st) == 0 && S_ISSOCK (st.st_mode) && st.st_uid == geteuid ();
+}
+
+gchar *
+eta_agent_client_find_bus_address (GError **error)
+{
+  const gchar *address = g_getenv ("DBUS_SESSION_BUS_ADDRESS");
+  const gchar *runtime_dir = g_getenv ("XDG_RUNTIME_DIR");
+  g_autofree gchar *path = NULL;
+
+  if (address != NULL && *address != '\0')
+    return g_strdup (address);
+
+  if (runtime_dir != NULL)
+    {
+      path = g_build_filename (runtime_dir, "bus", NULL);
+      if (socket_is_ours (path))
+        return g_strconcat ("unix:path=", path, NULL);
+      g_clear_pointer (&path, g_free);
+    }
+  path = g_strdup_printf ("/run/user/%u/bus", (guint) geteuid ());
+  if (socket_is_ours (path))
+    return g_strconcat ("unix:path=", path, NULL);
+
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+               "no session bus: DBUS_SESSION_BUS_ADDRESS is unset and no bus socket "
+               "owned by uid %u was found in $XDG_RUNTIME_DIR or /run/user/%u",
+               (guint) geteuid (), (guint) geteuid ());
+  return NULL;
+}
+
+typedef struct
+{
+  GDBusConnection *connection;
+  GError *error;
+  gboolean done;
+} ConnectResult;
+
+static void
+on_connected (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  ConnectResult *connect_result = user_data;
+  connect_result->connection = g_dbus_connection_new_for_address_finish (result,
+                                                                         &connect_result->error);
+  connect_result->done = TRUE;
+}
+
+static gboolean
+on_connect_timeout (gpointer user_data)
+{
+  g_cancellable_cancel (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Connects with an upper bound on the wait: a bus that accepts but never
+ * answers must not hold ecryptfsd past the kernel's deadline. */
+static GDBusConnection *
+connect_bounded (const gchar *address, guint timeout_ms, GError **error)
+{
+  g_autoptr (GMainContext) context = g_main_context_new ();
+  g_autoptr (GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr (GSource) timeout = g_timeout_source_new (timeout_ms);
+  ConnectResult result = { NULL, NULL, FALSE };
+
+  g_main_context_push_thread_default (context);
+  g_source_set_callback (timeout, on_connect_timeout, cancellable, NULL);
+  g_source_attach (timeout, context);
+  g_dbus_connection_new_for_address (address,
+                                     G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT
+                                     | G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION,
+                                     NULL, cancellable, on_connected, &result);
+  while (!result.done)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (timeout);
+  g_main_context_pop_thread_default (context);
+
+  if (result.error != NULL)
+    {
+      if (g_error_matches (result.error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          g_clear_error (&result.error);
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                       "the session bus at %s did not answer within %u ms",
+                       address, timeout_ms);
+        }
+      else
+        g_propagate_error (error, result.error);
+      return NULL;
+    }
+  /* ecryptfsd must outlive a bus that goes away. */
+  g_dbus_connection_set_exit_on_close (result.connection, FALSE);
+  return result.connection;
+}
+
+static GDBusConnection *
+get_connection (guint timeout_ms, GError **error)
+{
+  g_autofree gchar *address = NULL;
+  GDBusConnection *connection;
+
+  g_mutex_lock (&connection_lock);
+  if (cached_connection != NULL && g_dbus_connection_is_closed (cached_connection))
+    g_clear_object (&cached_connection);
+  if (cached_connection == NULL)
+    {
+      address = eta_agent_client_find_bus_address (error);
+      if (address != NULL)
+        cached_connection = connect_bounded (address, timeout_ms, error);
+    }
+  connection = cached_connection ? g_object_ref (cached_connection) : NULL;
+  g_mutex_unlock (&connection_lock);
+  return connection;
+}
+
+void
+eta_agent_client_disconnect (void)
+{
+  g_mutex_lock (&connection_lock);
+  g_clear_object (&cached_connection);
+  g_mutex_unlock (&connection_lock);
+}
+
+static gint
+remaining_ms (gint64 deadline)
+{
+  gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
+  return left > 0 ? (gint) left : 0;
+}
+
+EtaPublicKeyRecord *
+eta_agent_client_resolve (const gchar *fingerprint, guint timeout_ms, GError **error)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  g_autoptr (GDBusConnection) connection = get_connection (timeout_ms, error);
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) spki = NULL;
+  g_autoptr (EtaPublicKeyRecord) record = NULL;
+  const gchar *full = NULL, *key_label = NULL, *token_label = NULL;
+
+  if (connection == NULL)
+    return NULL;
+  if (remaining_ms (deadline) == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "no time left to ask the agent");
+      return NULL;
+    }
+  reply = g_dbus_connection_call_sync (connection, ETA_BUS_NAME, ETA_OBJECT_PATH,
+                                       ETA_INTERFACE, "ResolveKey",
+                                       g_variant_new ("(s)", fingerprint),
+                                       G_VARIANT_TYPE ("(s@ayss)"),
+                                       G_DBUS_CALL_FLAGS_NONE,
+                                       remaining_ms (deadline), NULL, error);
+  if (reply == NULL)
+    return NULL;
+  g_variant_get (reply, "(&s@ay&s&s)", &full, &spki, &key_label, &token_label);
+
+  record = g_new0 (EtaPublicKeyRecord, 1);
+  record->spki = g_variant_get_data_as_bytes (spki);
+  record->fingerprint_hex = g_strdup (full);
+  record->key_label = g_strdup (key_label);
+  record->token_label = g_strdup (token_label);
+  record->padding = ETA_PADDING_OAEP;
+  return g_steal_pointer (&record);
+}
+
+static GVariant *
+request_details (void)
+{
+  g_autoptr (GVariantBuilder) builder = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
+  const gchar *name = g_get_prgname ();
+
+  g_variant_builder_add (builder, "{sv}", "requester",
+                         g_variant_new_string (name != NULL ? name : "ecryptfsd"));
+  g_variant_builder_add (builder, "{sv}", "pid", g_variant_new_uint32 ((guint32) getpid ()));
+  return g_variant_builder_end (builder);
+}
+
+gboolean
+eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
+                         const guint8 *wrapped, gsize wrapped_len,
+                         guint timeout_ms,
+                         guint8 *plaintext, gsize *plaintext_len,
+                         GError **error)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  g_autoptr (GDBusConnection) connection = NULL;
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariant) agent_key = NULL;
+  g_autoptr (GVariant) sealed = NULL;
+  EtaSealSession *session;
+  gsize agent_key_len = 0, sealed_len = 0, opened_len = 0;
+  const guint8 *agent_key_data, *sealed_data;
+  guint8 opened[ETA_SEAL_MAX_PLAINTEXT];
+  gboolean ok = FALSE;
+
+  connection = get_connection (timeout_ms, error);
+  if (connection == NULL)
+    return FALSE;
+  if (remaining_ms (deadline) == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                   "connecting to the session bus used up the %u ms budget", timeout_ms);
+      return FALSE;
+    }
+
+  session = eta_seal_session_new ();
+  if (session == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot make an X25519 key");
+      return FALSE;
+    }
+
+  reply = g_dbus_connection_call_sync (
+      connection, ETA_BUS_NAME, ETA_OBJECT_PATH, ETA_INTERFACE, "Unwrap",
+      g_variant_new ("(ss@ay@ay@a{sv})", fingerprint_hex, eta_padding_to_string (padding),
+                     g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, wrapped, wrapped_len, 1),
+                     g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                eta_seal_session_get_public_key (session),
+                                                ETA_SEAL_PUBLIC_KEY_LEN, 1),
+                     request_details ()),
+      G_VARIANT_TYPE ("(ayay)"), G_DBUS_CALL_FLAGS_NONE, remaining_ms (deadline),
+      NULL, error);
+  if (reply == NULL)
+    goto out;
+
+  g_variant_get (reply, "(@ay@ay)", &agent_key, &sealed);
+  agent_key_data = g_variant_get_fixed_array (agent_key, &agent_key_len, 1);
+  sealed_data = g_variant_get_fixed_array (sealed, &sealed_len, 1);
+  if (eta_seal_session_open (session, agent_key_data, agent_key_len, fingerprint_hex,
+                             sealed_data, sealed_len, opened, &opened_len) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "the agent's sealed reply failed authentication");
+      goto out;
+    }
+  if (opened_len > *plaintext_len)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                   "the unwrapped key is %zu bytes, more than the %zu allowed",
+                   opened_len, *plaintext_len);
+      goto out;
+    }
+  memcpy (plaintext, opened, opened_len);
+  *plaintext_len = opened_len;
+  ok = TRUE;
+
+out:
+  OPENSSL_cleanse (opened, sizeof opened);
+  eta_seal_session_free (session);
+  return ok;
+}

@@ -1,0 +1,139 @@
+/* Writing and checking the key module's blob; the layout is in eta-blob.h. */
+#include "eta-blob.h"
+
+#include <string.h>
+
+#define HEADER_LEN 40
+
+static size_t
+label_len (const char *label)
+{
+  size_t len = label ? strlen (label) : 0;
+  return len > ETA_BLOB_LABEL_MAX ? ETA_BLOB_LABEL_MAX : len;
+}
+
+size_t
+eta_blob_size (size_t spki_len, const char *key_label, const char *token_label)
+{
+  size_t size = HEADER_LEN + 2 + spki_len + 1 + label_len (key_label)
+                + 1 + label_len (token_label);
+  return size > ETA_BLOB_MAX_SIZE ? 0 : size;
+}
+
+size_t
+eta_blob_write (uint8_t *out, EtaPadding padding,
+                const uint8_t *spki, size_t spki_len,
+                const char *key_label, const char *token_label)
+{
+  size_t size = eta_blob_size (spki_len, key_label, token_label);
+  size_t pos = HEADER_LEN, len;
+
+  if (size == 0 || spki_len == 0
+      || (padding != ETA_PADDING_OAEP && padding != ETA_PADDING_PKCS1))
+    return 0;
+
+  memcpy (out, "ETAK", 4);
+  out[4] = ETA_BLOB_VERSION;
+  out[5] = (uint8_t) padding;
+  out[6] = (uint8_t) (size >> 8);
+  out[7] = (uint8_t) size;
+  if (eta_key_fingerprint (spki, spki_len, out + 8) != 0)
+    return 0;
+
+  out[pos++] = (uint8_t) (spki_len >> 8);
+  out[pos++] = (uint8_t) spki_len;
+  memcpy (out + pos, spki, spki_len);
+  pos += spki_len;
+
+  len = label_len (key_label);
+  out[pos++] = (uint8_t) len;
+  memcpy (out + pos, key_label ? key_label : "", len);
+  pos += len;
+
+  len = label_len (token_label);
+  out[pos++] = (uint8_t) len;
+  memcpy (out + pos, token_label ? token_label : "", len);
+  pos += len;
+
+  return pos;
+}
+
+EtaBlobStatus
+eta_blob_parse (const uint8_t *data, EtaBlob *blob)
+{
+  uint8_t fingerprint[ETA_FINGERPRINT_LEN];
+  size_t total, pos = HEADER_LEN, len;
+
+  memset (blob, 0, sizeof *blob);
+  if (data == NULL || memcmp (data, "ETAK", 4) != 0)
+    return ETA_BLOB_ERROR_MAGIC;
+  if (data[4] != ETA_BLOB_VERSION)
+    return ETA_BLOB_ERROR_VERSION;
+  total = ((size_t) data[6] << 8) | data[7];
+  if (total > ETA_BLOB_MAX_SIZE)
+    return ETA_BLOB_ERROR_OVERSIZED;
+  if (total < HEADER_LEN + 4)
+    return ETA_BLOB_ERROR_TRUNCATED;
+  if (data[5] != ETA_PADDING_OAEP && data[5] != ETA_PADDING_PKCS1)
+    return ETA_BLOB_ERROR_PADDING;
+  blob->padding = (EtaPadding) data[5];
+  memcpy (blob->fingerprint, data + 8, ETA_FINGERPRINT_LEN);
+
+  len = ((size_t) data[pos] << 8) | data[pos + 1];
+  pos += 2;
+  if (len == 0 || pos + len + 2 > total)
+    return ETA_BLOB_ERROR_TRUNCATED;
+  blob->spki = data + pos;
+  blob->spki_len = len;
+  pos += len;
+
+  len = data[pos++];
+  if (pos + len + 1 > total)
+    return ETA_BLOB_ERROR_TRUNCATED;
+  memcpy (blob->key_label, data + pos, len);
+  pos += len;
+
+  len = data[pos++];
+  if (pos + len != total)
+    return ETA_BLOB_ERROR_TRUNCATED;
+  memcpy (blob->token_label, data + pos, len);
+  blob->total_len = total;
+
+  if (eta_key_fingerprint (blob->spki, blob->spki_len, fingerprint) != 0
+      || memcmp (fingerprint, blob->fingerprint, sizeof fingerprint) != 0
+      || eta_key_rsa_modulus_bytes (blob->spki, blob->spki_len) == 0)
+    return ETA_BLOB_ERROR_KEY;
+  return ETA_BLOB_OK;
+}
+
+const char *
+eta_blob_status_to_string (EtaBlobStatus status)
+{
+  switch (status)
+    {
+    case ETA_BLOB_OK: return "valid";
+    case ETA_BLOB_ERROR_MAGIC: return "not a token-agent key blob";
+    case ETA_BLOB_ERROR_VERSION: return "key blob written by an unsupported version";
+    case ETA_BLOB_ERROR_TRUNCATED: return "key blob is truncated or inconsistent";
+    case ETA_BLOB_ERROR_OVERSIZED: return "key blob is larger than allowed";
+    case ETA_BLOB_ERROR_PADDING: return "key blob names an unknown padding scheme";
+    case ETA_BLOB_ERROR_KEY: return "key blob holds no valid RSA public key";
+    }
+  return "unknown key blob error";
+}
+
+const char *
+eta_padding_to_string (EtaPadding padding)
+{
+  return padding == ETA_PADDING_PKCS1 ? "pkcs1" : "oaep";
+}
+
+EtaPadding
+eta_padding_from_string (const char *name)
+{
+  if (name == NULL || strcmp (name, "oaep") == 0)
+    return ETA_PADDING_OAEP;
+  if (strcmp (name, "pkcs1") == 0)
+    return ETA_PADDING_PKCS1;
+  return 0;
+}

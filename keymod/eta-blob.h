@@ -1,0 +1,74 @@
+/* The key module's blob: what libecryptfs stores after the auth token in the
+ * user keyring and hands back with every encrypt and decrypt.
+ *
+ * It holds only public data (the blob sits in a keyring the user's processes
+ * can read): format version, padding scheme, the key's fingerprint, its
+ * SubjectPublicKeyInfo and labels for log messages and prompts.
+ *
+ * Layout, all integers big-endian:
+ *   0  magic "ETAK"          4  version (1)        5  padding (1 oaep, 2 pkcs1)
+ *   6  total length (u16)    8  fingerprint (32 bytes, SHA-256 of the SPKI)
+ *   40 SPKI length (u16), SPKI DER
+ *      key label length (u8), key label (UTF-8, no NUL)
+ *      token label length (u8), token label (UTF-8, no NUL)
+ * libecryptfs never tells the module how long the blob it holds is, so the
+ * total length is checked against the fields and against ETA_BLOB_MAX_SIZE. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eta-key-id.h"
+
+#define ETA_BLOB_VERSION   1
+#define ETA_BLOB_MAX_SIZE  4096
+#define ETA_BLOB_LABEL_MAX 255
+
+typedef enum
+{
+  ETA_PADDING_OAEP = 1,   /* RSA-OAEP, SHA-1, MGF1-SHA-1 (upstream openssl module) */
+  ETA_PADDING_PKCS1 = 2,  /* PKCS#1 v1.5 (upstream pkcs11-helper module) */
+} EtaPadding;
+
+typedef enum
+{
+  ETA_BLOB_OK = 0,
+  ETA_BLOB_ERROR_MAGIC,       /* not one of our blobs */
+  ETA_BLOB_ERROR_VERSION,     /* written by a newer version */
+  ETA_BLOB_ERROR_TRUNCATED,   /* fields run past the stated length */
+  ETA_BLOB_ERROR_OVERSIZED,   /* stated length above ETA_BLOB_MAX_SIZE */
+  ETA_BLOB_ERROR_PADDING,     /* unknown padding scheme */
+  ETA_BLOB_ERROR_KEY,         /* the SPKI is not an RSA key, or fingerprint mismatch */
+} EtaBlobStatus;
+
+/* A parsed blob. Pointers point into the blob it was parsed from. */
+typedef struct
+{
+  EtaPadding padding;
+  uint8_t fingerprint[ETA_FINGERPRINT_LEN];
+  const uint8_t *spki;
+  size_t spki_len;
+  char key_label[ETA_BLOB_LABEL_MAX + 1];
+  char token_label[ETA_BLOB_LABEL_MAX + 1];
+  size_t total_len;
+} EtaBlob;
+
+/* Size of the blob eta_blob_write() would produce; 0 if it would be too big. */
+size_t eta_blob_size (size_t spki_len, const char *key_label, const char *token_label);
+
+/* Writes a blob for @spki into @out (eta_blob_size() bytes). Labels longer than
+ * ETA_BLOB_LABEL_MAX bytes are cut. Returns the size written, or 0. */
+size_t eta_blob_write (uint8_t *out, EtaPadding padding,
+                       const uint8_t *spki, size_t spki_len,
+                       const char *key_label, const char *token_label);
+
+/* Parses and checks a blob, including that the fingerprint matches the SPKI
+ * and that the SPKI is an RSA key. */
+EtaBlobStatus eta_blob_parse (const uint8_t *data, EtaBlob *blob);
+
+/* A sentence describing @status, for logs and error messages. */
+const char *eta_blob_status_to_string (EtaBlobStatus status);
+
+/* "oaep" / "pkcs1" and back; eta_padding_from_string returns 0 when unknown. */
+const char *eta_padding_to_string (EtaPadding padding);
+EtaPadding eta_padding_from_string (const char *name);

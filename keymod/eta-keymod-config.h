@@ -1,0 +1,23 @@
+/* The key module's settings, read from its config file (keymod.conf under the
+ * system configuration directory, or the file named by
+ * $ECRYPTFS_TOKEN_AGENT_KEYMOD_CONF). A missing file means the defaults. */
+#pragma once
+
+#include <glib.h>
+
+/* The kernel waits ecryptfs_message_wait_timeout (3 s by default) for
+ * ecryptfsd; the module must answer before that or the answer is lost. */
+#define ETA_KEYMOD_DEFAULT_UNWRAP_TIMEOUT_MS  2500
+#define ETA_KEYMOD_DEFAULT_RESOLVE_TIMEOUT_MS 5000
+#define ETA_KEYMOD_MAX_TIMEOUT_MS             600000
+
+typedef struct
+{
+  guint unwrap_timeout_ms;   /* whole budget of one unwrap, connect included */
+  guint resolve_timeout_ms;  /* ResolveKey at mount / add-key time */
+} EtaKeymodConfig;
+
+/* Fills @config from the config file; bad values are logged and replaced by
+ * the defaults, so this never fails. */
+void eta_keymod_config_load (EtaKeymodConfig *config);
+const gchar *eta_keymod_config_path (void);

@@ -1,0 +1,351 @@
+/* The eCryptfs key module `token-agent`: libecryptfs_key_mod_token_agent.so.
+ *
+ * Thin on purpose: wraps file keys locally with the public key in the blob (so
+ * new files can be written with the token unplugged and no agent running), and
+ * forwards unwraps to the agent on the user's session bus. It never prompts,
+ * never loads a PKCS#11 module and never sees a PIN. */
+#include <errno.h>
+#include <string.h>
+
+#include <ecryptfs.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "eta-agent-client.h"
+#include "eta-blob.h"
+#include "eta-keymod-config.h"
+#include "eta-keymod-log.h"
+#include "eta-names.h"
+#include "eta-public-key-file.h"
+
+#define EXPORT __attribute__ ((visibility ("default")))
+
+/* decision_graph.h is not installed; its value of ECRYPTFS_PARAM_FLAG_ECHO_INPUT. */
+#define ETA_PARAM_FLAG_ECHO_INPUT 0x00000001
+
+enum { PARAM_FINGERPRINT, PARAM_PADDING, PARAM_PUBKEY, N_PARAMS };
+
+/* Every parameter has a default: libecryptfs passes only the parameters that
+ * got a value, matched by position, so a hole would shift the rest. */
+static struct key_mod_param params[N_PARAMS] = {
+  { .id = PARAM_FINGERPRINT, .flags = ETA_PARAM_FLAG_ECHO_INPUT,
+    .option = "fingerprint",
+    .description = "Key fingerprint (SHA-256 of the public key, hex; see 'ecryptfs-token list')",
+    .default_val = "none" },
+  { .id = PARAM_PADDING, .flags = ETA_PARAM_FLAG_ECHO_INPUT,
+    .option = "padding",
+    .description = "RSA padding: oaep, or pkcs1 for files of the pkcs11-helper module",
+    .default_val = "oaep" },
+  { .id = PARAM_PUBKEY, .flags = ETA_PARAM_FLAG_ECHO_INPUT,
+    .option = "pubkey",
+    .description = "Certificate or public key file to use when the agent is out of reach",
+    .default_val = "none" },
+};
+
+static EtaKeymodConfig config;
+
+static int
+token_agent_init (char **alias)
+{
+  *alias = strdup (ETA_KEYMOD_ALIAS);
+  if (*alias == NULL)
+    return -ENOMEM;
+  /* Cheap and infallible: no bus, no threads here (see ECRYPTFS-FACTS). */
+  eta_keymod_config_load (&config);
+  return 0;
+}
+
+static int
+token_agent_get_params (struct key_mod_param **params_out, uint32_t *num_params)
+{
+  *params_out = params;
+  *num_params = N_PARAMS;
+  return 0;
+}
+
+static const char *
+param_value (struct key_mod_param_val *vals, uint32_t num_vals, int index)
+{
+  if (vals == NULL || (uint32_t) index >= num_vals || vals[index].val == NULL
+      || strcmp (vals[index].val, "none") == 0 || vals[index].val[0] == '\0')
+    return NULL;
+  return vals[index].val;
+}
+
+/* The public key behind a get_blob call: an explicit file wins, then the
+ * agent, then the record saved at enrolment. */
+static EtaPublicKeyRecord *
+find_public_key (const char *fingerprint, const char *pubkey_path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GError) saved_error = NULL;
+  EtaPublicKeyRecord *record;
+
+  if (pubkey_path != NULL)
+    {
+      record = eta_public_key_load_file (pubkey_path, &error);
+      if (record == NULL)
+        eta_keymod_log (LOG_ERR, "cannot use pubkey=%s: %s", pubkey_path, error->message);
+      else if (!g_str_has_prefix (record->fingerprint_hex, fingerprint))
+        {
+          eta_keymod_log (LOG_ERR, "pubkey=%s has fingerprint %s, not %s", pubkey_path,
+                          record->fingerprint_hex, fingerprint);
+          g_clear_pointer (&record, eta_public_key_record_free);
+        }
+      return record;
+    }
+
+  record = eta_agent_client_resolve (fingerprint, config.resolve_timeout_ms, &error);
+  if (record != NULL)
+    return record;
+  record = eta_public_key_find_record (fingerprint, &saved_error);
+  if (record != NULL)
+    return record;
+  eta_keymod_log (LOG_ERR, "key %s: the agent could not resolve it (%s) and %s",
+                  fingerprint, error->message, saved_error->message);
+  return NULL;
+}
+
+static int
+token_agent_get_blob (unsigned char *blob, size_t *blob_size,
+                      struct key_mod_param_val *vals, uint32_t num_vals)
+{
+  /* libecryptfs calls twice (size, then fill); resolve once. */
+  static EtaPublicKeyRecord *pending;
+  g_autofree gchar *fingerprint = NULL;
+  const char *fingerprint_param = param_value (vals, num_vals, PARAM_FINGERPRINT);
+  const char *padding_param = param_value (vals, num_vals, PARAM_PADDING);
+  const char *pubkey_param = param_value (vals, num_vals, PARAM_PUBKEY);
+  EtaPadding padding = eta_padding_from_string (padding_param);
+  size_t size;
+
+  if (fingerprint_param == NULL)
+    {
+      eta_keymod_log (LOG_ERR, "no fingerprint= parameter given");
+      return ECRYPTFS_KEY_MOD_INSUFFICIENT_PARAMS;
+    }
+  fingerprint = g_ascii_strdown (fingerprint_param, -1);
+  if (!eta_fingerprint_prefix_is_valid (fingerprint))
+    {
+      eta_keymod_log (LOG_ERR, "fingerprint=%s is not 16 to 64 hex digits", fingerprint_param);
+      return ECRYPTFS_KEY_MOD_BADPARAM;
+    }
+  if (padding == 0)
+    {
+      eta_keymod_log (LOG_ERR, "padding=%s is unknown (use oaep or pkcs1)", padding_param);
+      return ECRYPTFS_KEY_MOD_BADPARAM;
+    }
+
+  if (pending == NULL || !g_str_has_prefix (pending->fingerprint_hex, fingerprint))
+    {
+      g_clear_pointer (&pending, eta_public_key_record_free);
+      pending = find_public_key (fingerprint, pubkey_param);
+      if (pending == NULL)
+        return ECRYPTFS_KEY_MOD_NO_SUCH_KEY;
+    }
+
+  size = eta_blob_size (g_bytes_get_size (pending->spki), pending->key_label,
+                        pending->token_label);
+  if (size == 0)
+    {
+      eta_keymod_log (LOG_ERR, "key %s: public key too large for a blob", fingerprint);
+      g_clear_pointer (&pending, eta_public_key_record_free);
+      return ECRYPTFS_KEY_MOD_DATA_TOO_LARGE;
+    }
+  if (blob == NULL)
+    {
+      *blob_size = size;
+      return 0;
+    }
+  if (*blob_size < size)
+    return ECRYPTFS_KEY_MOD_BUFTOOSMALL;
+  *blob_size = eta_blob_write (blob, padding, g_bytes_get_data (pending->spki, NULL),
+                               g_bytes_get_size (pending->spki), pending->key_label,
+                               pending->token_label);
+  g_clear_pointer (&pending, eta_public_key_record_free);
+  return *blob_size ? 0 : ECRYPTFS_KEY_MOD_DATA_TOO_LARGE;
+}
+
+static int
+token_agent_get_key_data (unsigned char *key_data, size_t *key_data_len,
+                          unsigned char *blob)
+{
+  /* Public-key auth tokens carry no key data; the blob is everything. */
+  *key_data_len = 0;
+  return 0;
+}
+
+static int
+parse_blob_logged (const unsigned char *data, EtaBlob *blob)
+{
+  EtaBlobStatus status = eta_blob_parse (data, blob);
+  if (status != ETA_BLOB_OK)
+    eta_keymod_log (LOG_ERR, "%s", eta_blob_status_to_string (status));
+  return status == ETA_BLOB_OK ? 0 : -EINVAL;
+}
+
+static int
+token_agent_get_key_sig (unsigned char *sig, unsigned char *blob_data)
+{
+  EtaBlob blob;
+
+  if (parse_blob_logged (blob_data, &blob) != 0)
+    return -EINVAL;
+  if (eta_key_sig_from_spki (blob.spki, blob.spki_len, (char *) sig) != 0)
+    return -EINVAL;
+  return 0;
+}
+
+static int
+token_agent_encrypt (char *to, size_t *to_size, char *from, size_t from_size,
+                     unsigned char *blob_data, int blob_type)
+{
+  EtaBlob blob;
+  const unsigned char *p;
+  EVP_PKEY *key = NULL;
+  EVP_PKEY_CTX *ctx = NULL;
+  size_t modulus_bytes, out_len;
+  int rc = -EINVAL;
+
+  if (parse_blob_logged (blob_data, &blob) != 0)
+    return -EINVAL;
+  modulus_bytes = eta_key_rsa_modulus_bytes (blob.spki, blob.spki_len);
+  if (to == NULL)
+    {
+      *to_size = modulus_bytes;
+      return 0;
+    }
+  if (*to_size < modulus_bytes || from_size > ECRYPTFS_MAX_KEY_BYTES + 3)
+    return -EINVAL;
+
+  p = blob.spki;
+  key = d2i_PUBKEY (NULL, &p, (long) blob.spki_len);
+  ctx = key ? EVP_PKEY_CTX_new (key, NULL) : NULL;
+  out_len = *to_size;
+  if (ctx == NULL || EVP_PKEY_encrypt_init (ctx) != 1)
+    goto out;
+  if (blob.padding == ETA_PADDING_OAEP)
+    {
+      if (EVP_PKEY_CTX_set_rsa_padding (ctx, RSA_PKCS1_OAEP_PADDING) != 1
+          || EVP_PKEY_CTX_set_rsa_oaep_md (ctx, EVP_sha1 ()) != 1
+          || EVP_PKEY_CTX_set_rsa_mgf1_md (ctx, EVP_sha1 ()) != 1)
+        goto out;
+    }
+  else if (EVP_PKEY_CTX_set_rsa_padding (ctx, RSA_PKCS1_PADDING) != 1)
+    goto out;
+  if (EVP_PKEY_encrypt (ctx, (unsigned char *) to, &out_len,
+                        (const unsigned char *) from, from_size) != 1)
+    {
+      eta_keymod_log (LOG_ERR, "RSA encryption with key %s failed", blob.key_label);
+      goto out;
+    }
+  *to_size = out_len;
+  rc = 0;
+
+out:
+  EVP_PKEY_CTX_free (ctx);
+  EVP_PKEY_free (key);
+  return rc;
+}
+
+static const char *
+explain_unwrap_error (const GError *error)
+{
+  g_autofree gchar *remote = g_dbus_error_get_remote_error (error);
+
+  if (remote == NULL)
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+        return "the agent did not answer in time";
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        return "no session bus";
+      return "cannot reach the agent";
+    }
+  if (g_str_equal (remote, "org.freedesktop.DBus.Error.ServiceUnknown")
+      || g_str_equal (remote, "org.freedesktop.DBus.Error.NameHasNoOwner"))
+    return "the agent is not running";
+  if (g_str_equal (remote, "org.freedesktop.DBus.Error.NoReply")
+      || g_str_equal (remote, "org.freedesktop.DBus.Error.Timeout")
+      || g_str_equal (remote, "org.freedesktop.DBus.Error.TimedOut"))
+    return "the agent did not answer in time";
+  if (g_str_equal (remote, ETA_ERROR_PREFIX "Cancelled"))
+    return "the PIN prompt was cancelled";
+  if (g_str_equal (remote, ETA_ERROR_PREFIX "KeyNotFound")
+      || g_str_equal (remote, ETA_ERROR_PREFIX "TokenAbsent"))
+    return "key not found on any present token";
+  return "the agent could not unwrap the key";
+}
+
+static int
+token_agent_decrypt (char *to, size_t *to_size, char *from, size_t from_size,
+                     unsigned char *blob_data, int blob_type)
+{
+  g_autoptr (GError) error = NULL;
+  EtaBlob blob;
+  char fingerprint_hex[2 * ETA_FINGERPRINT_LEN + 1];
+  gsize plaintext_len;
+
+  if (parse_blob_logged (blob_data, &blob) != 0)
+    return -EINVAL;
+  if (from_size == 0 || from_size > ECRYPTFS_MAX_ENCRYPTED_KEY_BYTES)
+    {
+      eta_keymod_log (LOG_ERR, "refusing a %zu-byte wrapped key", from_size);
+      return -EINVAL;
+    }
+  /* The size query is answered here: the plaintext is never longer than the
+   * ciphertext, and asking the agent twice would cost two token operations. */
+  if (to == NULL)
+    {
+      *to_size = from_size;
+      return 0;
+    }
+
+  eta_key_to_hex (blob.fingerprint, ETA_FINGERPRINT_LEN, fingerprint_hex);
+  plaintext_len = *to_size;
+  if (!eta_agent_client_unwrap (fingerprint_hex, blob.padding,
+                                (const guint8 *) from, from_size,
+                                config.unwrap_timeout_ms,
+                                (guint8 *) to, &plaintext_len, &error))
+    {
+      eta_keymod_log (LOG_ERR, "unwrap with key %.16s (%s) failed: %s: %s",
+                      fingerprint_hex, blob.key_label,
+                      explain_unwrap_error (error), error->message);
+      OPENSSL_cleanse (to, *to_size);
+      return -EIO;
+    }
+  *to_size = plaintext_len;
+  return 0;
+}
+
+static int
+token_agent_destroy (unsigned char *blob)
+{
+  return 0;
+}
+
+static int
+token_agent_finalize (void)
+{
+  eta_agent_client_disconnect ();
+  return 0;
+}
+
+static struct ecryptfs_key_mod_ops token_agent_ops = {
+  .init = token_agent_init,
+  .get_params = token_agent_get_params,
+  .get_blob = token_agent_get_blob,
+  .get_key_data = token_agent_get_key_data,
+  .get_key_sig = token_agent_get_key_sig,
+  .encrypt = token_agent_encrypt,
+  .decrypt = token_agent_decrypt,
+  .destroy = token_agent_destroy,
+  .finalize = token_agent_finalize,
+};
+
+EXPORT struct ecryptfs_key_mod_ops *
+get_key_mod_ops (void)
+{
+  return &token_agent_ops;
+}

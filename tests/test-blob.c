@@ -1,0 +1,179 @@
+/* The key module's blob: round trip, and every way a blob can be bad. */
+#include <string.h>
+
+#include <glib.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "eta-blob.h"
+
+typedef struct
+{
+  guint8 *spki;
+  gsize spki_len;
+  guint8 blob[ETA_BLOB_MAX_SIZE + 16];
+  gsize blob_len;
+} Fixture;
+
+static void
+fixture_set_up (Fixture *fixture, gconstpointer data)
+{
+  EVP_PKEY *key = EVP_PKEY_Q_keygen (NULL, NULL, "RSA", (size_t) 2048);
+  unsigned char *der = NULL;
+  int len = i2d_PUBKEY (key, &der);
+
+  fixture->spki = g_memdup2 (der, (gsize) len);
+  fixture->spki_len = (gsize) len;
+  OPENSSL_free (der);
+  EVP_PKEY_free (key);
+  fixture->blob_len = eta_blob_write (fixture->blob, ETA_PADDING_OAEP, fixture->spki,
+                                      fixture->spki_len, "Key label", "Token label");
+  g_assert_cmpuint (fixture->blob_len, >, 0);
+}
+
+static void
+fixture_tear_down (Fixture *fixture, gconstpointer data)
+{
+  g_free (fixture->spki);
+}
+
+static void
+test_roundtrip (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+  uint8_t fingerprint[ETA_FINGERPRINT_LEN];
+
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpint (blob.padding, ==, ETA_PADDING_OAEP);
+  g_assert_cmpmem (blob.spki, blob.spki_len, fixture->spki, fixture->spki_len);
+  g_assert_cmpstr (blob.key_label, ==, "Key label");
+  g_assert_cmpstr (blob.token_label, ==, "Token label");
+  g_assert_cmpuint (blob.total_len, ==, fixture->blob_len);
+  eta_key_fingerprint (fixture->spki, fixture->spki_len, fingerprint);
+  g_assert_cmpmem (blob.fingerprint, sizeof blob.fingerprint, fingerprint, sizeof fingerprint);
+}
+
+static void
+test_pkcs1_roundtrip (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+  gsize len = eta_blob_write (fixture->blob, ETA_PADDING_PKCS1, fixture->spki,
+                              fixture->spki_len, NULL, NULL);
+  g_assert_cmpuint (len, >, 0);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpint (blob.padding, ==, ETA_PADDING_PKCS1);
+  g_assert_cmpstr (blob.key_label, ==, "");
+}
+
+static void
+test_no_secret_inside (Fixture *fixture, gconstpointer data)
+{
+  /* Everything in the blob is accounted for by public fields. */
+  EtaBlob blob;
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpuint (fixture->blob_len, ==,
+                    40 + 2 + fixture->spki_len + 1 + strlen ("Key label") + 1
+                    + strlen ("Token label"));
+}
+
+static void
+test_bad_magic (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+  fixture->blob[0] = 'X';
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_MAGIC);
+}
+
+static void
+test_wrong_version (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+  fixture->blob[4] = ETA_BLOB_VERSION + 1;
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_VERSION);
+  g_assert_nonnull (strstr (eta_blob_status_to_string (ETA_BLOB_ERROR_VERSION), "version"));
+}
+
+static void
+test_truncated (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+  gsize short_len = fixture->blob_len - 5;
+
+  /* The stated length no longer covers the fields. */
+  fixture->blob[6] = (guint8) (short_len >> 8);
+  fixture->blob[7] = (guint8) short_len;
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
+
+  /* An SPKI length running past the end. */
+  fixture_set_up (fixture, NULL);
+  fixture->blob[40] = 0x0f;
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
+
+  /* Too short to hold even the header. */
+  fixture->blob[6] = 0;
+  fixture->blob[7] = 10;
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
+}
+
+static void
+test_oversized (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+  g_autofree guint8 *huge = g_malloc0 (ETA_BLOB_MAX_SIZE);
+
+  fixture->blob[6] = (ETA_BLOB_MAX_SIZE + 1) >> 8;
+  fixture->blob[7] = (ETA_BLOB_MAX_SIZE + 1) & 0xff;
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_OVERSIZED);
+  /* And nothing that large is ever written. */
+  g_assert_cmpuint (eta_blob_size (ETA_BLOB_MAX_SIZE, "a", "b"), ==, 0);
+  g_assert_cmpuint (eta_blob_write (fixture->blob, ETA_PADDING_OAEP, huge,
+                                    ETA_BLOB_MAX_SIZE, "a", "b"), ==, 0);
+}
+
+static void
+test_unknown_padding (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+  fixture->blob[5] = 9;
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_PADDING);
+  g_assert_cmpint (eta_padding_from_string ("rsa-raw"), ==, 0);
+  g_assert_cmpint (eta_padding_from_string ("pkcs1"), ==, ETA_PADDING_PKCS1);
+}
+
+static void
+test_fingerprint_mismatch (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+  fixture->blob[8] ^= 0xff;
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_KEY);
+}
+
+static void
+test_long_labels_cut (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+  g_autofree gchar *long_label = g_strnfill (400, 'x');
+
+  g_assert_cmpuint (eta_blob_write (fixture->blob, ETA_PADDING_OAEP, fixture->spki,
+                                    fixture->spki_len, long_label, long_label), >, 0);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpuint (strlen (blob.key_label), ==, ETA_BLOB_LABEL_MAX);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
+  ADD ("/keymod/blob/roundtrip", test_roundtrip);
+  ADD ("/keymod/blob/pkcs1-roundtrip", test_pkcs1_roundtrip);
+  ADD ("/keymod/blob/no-secret", test_no_secret_inside);
+  ADD ("/keymod/blob/bad-magic", test_bad_magic);
+  ADD ("/keymod/blob/wrong-version", test_wrong_version);
+  ADD ("/keymod/blob/truncated", test_truncated);
+  ADD ("/keymod/blob/oversized", test_oversized);
+  ADD ("/keymod/blob/unknown-padding", test_unknown_padding);
+  ADD ("/keymod/blob/fingerprint-mismatch", test_fingerprint_mismatch);
+  ADD ("/keymod/blob/long-labels", test_long_labels_cut);
+  return g_test_run ();
+}
