@@ -137,16 +137,18 @@ prompt_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable
   int result;
 
   g_mutex_lock (&self->one_prompt_at_a_time);
-  write_text (self->fd, text);
+  /* Echo goes off before the prompt appears, so nothing typed in answer to
+   * it can ever be shown. */
   if (tcgetattr (self->fd, &saved) == 0)
     {
       quiet = saved;
       quiet.c_lflag &= ~(tcflag_t) (ECHO | ECHONL);
-      restore = tcsetattr (self->fd, TCSAFLUSH, &quiet) == 0;
+      restore = tcsetattr (self->fd, TCSANOW, &quiet) == 0;
     }
+  write_text (self->fd, text);
   result = read_line (self->fd, pin, cancellable);
   if (restore)
-    tcsetattr (self->fd, TCSAFLUSH, &saved);
+    tcsetattr (self->fd, TCSANOW, &saved);
   write_text (self->fd, result == 1 ? "\n" : "\nCancelled.\n");
   g_mutex_unlock (&self->one_prompt_at_a_time);
 
