@@ -162,6 +162,15 @@ prompt_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable
                              "cannot read the PIN from the terminal: %s", g_strerror (errno));
 }
 
+static gpointer
+prompt_thread (gpointer data)
+{
+  g_autoptr (GTask) task = data;
+  prompt_in_thread (task, g_task_get_source_object (task), g_task_get_task_data (task),
+                    g_task_get_cancellable (task));
+  return NULL;
+}
+
 static void
 eta_terminal_prompter_request_pin_async (EtaPrompter *prompter, EtaPinRequest *request,
                                          GCancellable *cancellable,
@@ -175,9 +184,10 @@ eta_terminal_prompter_request_pin_async (EtaPrompter *prompter, EtaPinRequest *r
   job->prompter = self;
   job->request = g_object_ref (request);
   g_task_set_task_data (task, job, (GDestroyNotify) prompt_job_free);
-  /* Cancellation is seen by poll() on the cancellable's fd, not by GTask. */
-  g_task_set_return_on_cancel (task, FALSE);
-  g_task_run_in_thread (task, prompt_in_thread);
+  /* A thread of its own, not GTask's pool: the pool may be full of unwraps
+   * that wait for this very prompt. Cancellation is seen by poll() on the
+   * cancellable's fd. */
+  g_thread_unref (g_thread_new ("pin-prompt", prompt_thread, g_steal_pointer (&task)));
 }
 
 static EtaSecret *

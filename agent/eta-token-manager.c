@@ -41,6 +41,15 @@ struct _EtaTokenManager
   GHashTable *certificates;  /* "fingerprint token-identity" → pkcs11h_certificate_t */
   GHashTable *token_states;  /* token identity → TokenState */
   guint64 last_sequence;
+
+  /* Token operations wait for PINs and for each other; they get a pool of
+   * their own so they never starve GTask's shared pool. */
+  GThreadPool *workers;
+
+  /* Enumerating (which may reload pkcs11-helper's per-session object caches)
+   * and logging out take it exclusively; token operations share it. */
+  GRWLock pkcs11_lock;
+  GMutex first_enumeration;
 };
 
 G_DEFINE_FINAL_TYPE (EtaTokenManager, eta_token_manager, G_TYPE_OBJECT)
@@ -271,6 +280,28 @@ on_pkcs11h_log (void *global_data, unsigned flags, const char *format, va_list a
   g_debug ("pkcs11-helper: %s", message);
 }
 
+/* ---- worker threads ---- */
+
+typedef void (*WorkerFunc) (GTask *task, gpointer source, gpointer data,
+                            GCancellable *cancellable);
+
+static void
+run_worker_job (gpointer job, gpointer user_data)
+{
+  g_autoptr (GTask) task = job;
+  WorkerFunc func = g_object_get_data (G_OBJECT (task), "eta-worker-func");
+
+  func (task, g_task_get_source_object (task), g_task_get_task_data (task),
+        g_task_get_cancellable (task));
+}
+
+static void
+run_in_worker (EtaTokenManager *self, GTask *task, WorkerFunc func)
+{
+  g_object_set_data (G_OBJECT (task), "eta-worker-func", func);
+  g_thread_pool_push (self->workers, g_object_ref (task), NULL);
+}
+
 /* ---- key enumeration ---- */
 
 /* Worker thread. Replaces self->keys with what the tokens show now. */
@@ -281,7 +312,9 @@ refresh_keys (EtaTokenManager *self, unsigned method, GError **error)
   g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (g_object_unref);
   CK_RV rv;
 
+  g_rw_lock_writer_lock (&self->pkcs11_lock);
   rv = pkcs11h_certificate_enumCertificateIds (method, NULL, 0, NULL, &certificates);
+  g_rw_lock_writer_unlock (&self->pkcs11_lock);
   if (rv != CKR_OK)
     {
       eta_agent_error_set_from_ckr (error, rv, "listing the certificates on the tokens");
@@ -310,11 +343,17 @@ find_key (EtaTokenManager *self, const gchar *fingerprint, GError **error)
   g_autoptr (GError) local_error = NULL;
   gboolean have_keys;
 
+  /* The first requests all arrive before any enumeration: one of them does it. */
+  g_mutex_lock (&self->first_enumeration);
   g_mutex_lock (&self->lock);
   have_keys = self->keys != NULL;
   g_mutex_unlock (&self->lock);
   if (!have_keys && !refresh_keys (self, PKCS11H_ENUM_METHOD_CACHE_EXIST, error))
-    return NULL;
+    {
+      g_mutex_unlock (&self->first_enumeration);
+      return NULL;
+    }
+  g_mutex_unlock (&self->first_enumeration);
 
   for (int attempt = 0; attempt < 2; attempt++)
     {
@@ -360,7 +399,7 @@ eta_token_manager_list_keys_async (EtaTokenManager *self, GCancellable *cancella
 {
   g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, eta_token_manager_list_keys_async);
-  g_task_run_in_thread (task, list_keys_in_thread);
+  run_in_worker (self, task, list_keys_in_thread);
 }
 
 GPtrArray *
@@ -389,7 +428,7 @@ eta_token_manager_find_key_async (EtaTokenManager *self, const gchar *fingerprin
   g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, eta_token_manager_find_key_async);
   g_task_set_task_data (task, g_strdup (fingerprint), g_free);
-  g_task_run_in_thread (task, find_key_in_thread);
+  run_in_worker (self, task, find_key_in_thread);
 }
 
 EtaTokenKey *
@@ -406,7 +445,9 @@ list_tokens_in_thread (GTask *task, gpointer source, gpointer data, GCancellable
   g_auto (GVariantBuilder) builder = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
   CK_RV rv;
 
+  g_rw_lock_writer_lock (&self->pkcs11_lock);
   rv = pkcs11h_token_enumTokenIds (PKCS11H_ENUM_METHOD_RELOAD, &tokens);
+  g_rw_lock_writer_unlock (&self->pkcs11_lock);
   if (rv != CKR_OK)
     {
       GError *error = NULL;
@@ -448,7 +489,7 @@ eta_token_manager_list_tokens_async (EtaTokenManager *self, GCancellable *cancel
 {
   g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, eta_token_manager_list_tokens_async);
-  g_task_run_in_thread (task, list_tokens_in_thread);
+  run_in_worker (self, task, list_tokens_in_thread);
 }
 
 GVariant *
@@ -495,9 +536,11 @@ get_certificate (EtaTokenManager *self, EtaTokenKey *key, GError **error)
   certificate = g_hash_table_lookup (self->certificates, cache_key);
   if (certificate == NULL)
     {
+      g_rw_lock_writer_lock (&self->pkcs11_lock);
       rv = pkcs11h_certificate_create (eta_token_key_get_certificate_id (key), NULL,
                                        PKCS11H_PROMPT_MASK_ALLOW_PIN_PROMPT,
                                        PKCS11H_PIN_CACHE_INFINITE, &certificate);
+      g_rw_lock_writer_unlock (&self->pkcs11_lock);
       if (rv != CKR_OK)
         {
           g_mutex_unlock (&self->lock);
@@ -578,6 +621,7 @@ unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
   token_state = token_state_lookup (self, eta_token_key_get_certificate_id (key)->token_id);
   g_mutex_unlock (&self->lock);
   g_mutex_lock (&token_state->operation_lock);
+  g_rw_lock_reader_lock (&self->pkcs11_lock);
   rv = pkcs11h_certificate_ensureKeyAccess (certificate);
   context.logged_in_phase_done = TRUE;
   if (rv == CKR_OK)
@@ -590,6 +634,7 @@ unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
                                            eta_secret_get_data (plaintext), &size);
       pkcs11h_certificate_releaseSession (certificate);
     }
+  g_rw_lock_reader_unlock (&self->pkcs11_lock);
   g_mutex_unlock (&token_state->operation_lock);
   g_private_set (&current_unwrap, NULL);
 
@@ -655,7 +700,7 @@ eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerprint,
   job->sequence = ++self->last_sequence;
   g_mutex_unlock (&self->lock);
   g_task_set_task_data (task, job, (GDestroyNotify) unwrap_job_free);
-  g_task_run_in_thread (task, unwrap_in_thread);
+  run_in_worker (self, task, unwrap_in_thread);
 }
 
 EtaSecret *
@@ -678,7 +723,11 @@ lock_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cance
   EtaTokenManager *self = source;
   GHashTableIter iter;
   gpointer value;
-  CK_RV rv = pkcs11h_logout ();
+  CK_RV rv;
+
+  g_rw_lock_writer_lock (&self->pkcs11_lock);
+  rv = pkcs11h_logout ();
+  g_rw_lock_writer_unlock (&self->pkcs11_lock);
 
   g_mutex_lock (&self->lock);
   g_hash_table_iter_init (&iter, self->token_states);
@@ -702,7 +751,7 @@ eta_token_manager_lock_async (EtaTokenManager *self, GCancellable *cancellable,
 {
   g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, eta_token_manager_lock_async);
-  g_task_run_in_thread (task, lock_in_thread);
+  run_in_worker (self, task, lock_in_thread);
 }
 
 gboolean
@@ -718,6 +767,7 @@ eta_token_manager_finalize (GObject *object)
 {
   EtaTokenManager *self = ETA_TOKEN_MANAGER (object);
 
+  g_thread_pool_free (self->workers, FALSE, TRUE);
   g_hash_table_destroy (self->certificates);
   g_clear_pointer (&self->keys, g_ptr_array_unref);
   g_hash_table_destroy (self->token_states);
@@ -725,6 +775,8 @@ eta_token_manager_finalize (GObject *object)
   g_clear_object (&self->prompter);
   g_main_context_unref (self->main_context);
   g_mutex_clear (&self->lock);
+  g_mutex_clear (&self->first_enumeration);
+  g_rw_lock_clear (&self->pkcs11_lock);
   G_OBJECT_CLASS (eta_token_manager_parent_class)->finalize (object);
 }
 
@@ -749,6 +801,9 @@ static void
 eta_token_manager_init (EtaTokenManager *self)
 {
   g_mutex_init (&self->lock);
+  g_mutex_init (&self->first_enumeration);
+  g_rw_lock_init (&self->pkcs11_lock);
+  self->workers = g_thread_pool_new (run_worker_job, NULL, 64, FALSE, NULL);
   self->certificates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, free_certificate);
   self->token_states = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                               (GDestroyNotify) token_state_free);

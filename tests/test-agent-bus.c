@@ -340,7 +340,11 @@ run_concurrent (Fixture *fixture, guint count, const gchar *answer, gboolean exp
     {
       g_thread_join (threads[i]);
       if (jobs[i].ok != expect_ok)
-        g_printerr ("request %u: %s\n", i, jobs[i].remote_error);
+        {
+          g_autofree gchar *terminal = eta_test_agent_dup_terminal_output (fixture->agent);
+          g_printerr ("request %u: %s\nagent terminal:\n%s\n", i, jobs[i].remote_error,
+                      terminal);
+        }
       g_assert_cmpint (jobs[i].ok, ==, expect_ok);
       if (!expect_ok)
         g_assert_cmpstr (jobs[i].remote_error, ==, ETA_ERROR_PREFIX "Cancelled");
@@ -356,7 +360,7 @@ run_concurrent (Fixture *fixture, guint count, const gchar *answer, gboolean exp
 static void
 test_concurrent_one_prompt (Fixture *fixture, gconstpointer data)
 {
-  run_concurrent (fixture, 10, ETA_TEST_TOKEN_PIN, TRUE);
+  run_concurrent (fixture, 20, ETA_TEST_TOKEN_PIN, TRUE);
 }
 
 static void
