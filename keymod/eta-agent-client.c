@@ -166,7 +166,7 @@ eta_agent_client_resolve (const gchar *fingerprint, guint timeout_ms, GError **e
   reply = g_dbus_connection_call_sync (connection, ETA_BUS_NAME, ETA_OBJECT_PATH,
                                        ETA_INTERFACE, "ResolveKey",
                                        g_variant_new ("(s)", fingerprint),
-                                       G_VARIANT_TYPE ("(s@ayss)"),
+                                       G_VARIANT_TYPE ("(sayss)"),
                                        G_DBUS_CALL_FLAGS_NONE,
                                        remaining_ms (deadline), NULL, error);
   if (reply == NULL)

@@ -159,8 +159,8 @@ token_agent_get_blob (unsigned char *blob, size_t *blob_size,
       *blob_size = size;
       return 0;
     }
-  if (*blob_size < size)
-    return ECRYPTFS_KEY_MOD_BUFTOOSMALL;
+  /* libecryptfs passes an uninitialised *blob_size with the buffer: it
+   * allocated what the size query said, which is @size. */
   *blob_size = eta_blob_write (blob, padding, g_bytes_get_data (pending->spki, NULL),
                                g_bytes_get_size (pending->spki), pending->key_label,
                                pending->token_label);
