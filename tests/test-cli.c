@@ -1,10 +1,10 @@
 /* ecryptfs-token as a shell user meets it: output, exit codes, messages. */
 #include <string.h>
-#include <sys/wait.h>
 
 #include <gio/gio.h>
 
 #include "eta-inprocess-daemon.h"
+#include "eta-test-cli.h"
 #include "eta-test-agent.h"
 #include "eta-test-token.h"
 
@@ -16,40 +16,10 @@ typedef struct
   gchar *data_home;
 } Fixture;
 
-typedef struct
-{
-  gchar *out;
-  gchar *err;
-  gint exit_code;
-} CliResult;
-
-static void
-cli_result_clear (CliResult *result)
-{
-  g_free (result->out);
-  g_free (result->err);
-}
-
-static CliResult
+static EtaTestCliResult
 run_cli (Fixture *fixture, const gchar * const *args)
 {
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_auto (GStrv) env = g_get_environ ();
-  g_autoptr (GError) error = NULL;
-  CliResult result = { 0 };
-  gint status = 0;
-
-  g_ptr_array_add (argv, (gpointer) ETA_TEST_CLI_PATH);
-  for (gsize i = 0; args[i] != NULL; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  g_ptr_array_add (argv, NULL);
-  env = g_environ_setenv (env, "XDG_DATA_HOME", fixture->data_home, TRUE);
-  g_spawn_sync (NULL, (gchar **) argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, &result.out,
-                &result.err, &status, &error);
-  g_assert_no_error (error);
-  g_assert_true (WIFEXITED (status));
-  result.exit_code = WEXITSTATUS (status);
-  return result;
+  return eta_test_run_cli (fixture->data_home, args);
 }
 
 static void
@@ -82,7 +52,7 @@ static void
 test_list (Fixture *fixture, gconstpointer data)
 {
   const gchar *args[] = { "list", NULL };
-  CliResult result = run_cli (fixture, args);
+  EtaTestCliResult result = run_cli (fixture, args);
 
   g_assert_cmpint (result.exit_code, ==, 0);
   g_assert_nonnull (strstr (result.out, "FINGERPRINT"));
@@ -92,7 +62,7 @@ test_list (Fixture *fixture, gconstpointer data)
       g_assert_nonnull (strstr (result.out, fixture->token->label[i]));
     }
   g_assert_nonnull (strstr (result.out, ETA_TEST_TOKEN_LABEL));
-  cli_result_clear (&result);
+  eta_test_cli_result_clear (&result);
 }
 
 static void
@@ -100,7 +70,7 @@ test_add_key (Fixture *fixture, gconstpointer data)
 {
   g_autofree gchar *prefix = g_strndup (fixture->token->fingerprint[ETA_TEST_KEY_RSA2048], 16);
   const gchar *args[] = { "add-key", prefix, NULL };
-  CliResult result;
+  EtaTestCliResult result;
   g_autofree gchar *record = NULL;
   g_autofree gchar *sig = NULL;
   g_autofree gchar *option = NULL;
@@ -119,13 +89,13 @@ test_add_key (Fixture *fixture, gconstpointer data)
   record = g_strdup_printf ("%s/ecryptfs-token-agent/keys/%s.key", fixture->data_home,
                             fixture->token->fingerprint[ETA_TEST_KEY_RSA2048]);
   g_assert_true (g_file_test (record, G_FILE_TEST_IS_REGULAR));
-  cli_result_clear (&result);
+  eta_test_cli_result_clear (&result);
 
   /* Again: already there, still success. */
   result = run_cli (fixture, args);
   g_assert_cmpint (result.exit_code, ==, 0);
   g_assert_nonnull (strstr (result.out, "already"));
-  cli_result_clear (&result);
+  eta_test_cli_result_clear (&result);
   g_assert_true (eta_harness_remove_user_key (sig, NULL));
 }
 
@@ -133,12 +103,12 @@ static void
 test_add_unknown_key (Fixture *fixture, gconstpointer data)
 {
   const gchar *args[] = { "add-key", "00000000000000000000", NULL };
-  CliResult result = run_cli (fixture, args);
+  EtaTestCliResult result = run_cli (fixture, args);
 
   g_assert_cmpint (result.exit_code, ==, 1);
   g_assert_nonnull (strstr (result.err, "no present token holds a key"));
   g_assert_null (strstr (result.err, "GDBus.Error"));
-  cli_result_clear (&result);
+  eta_test_cli_result_clear (&result);
 }
 
 static void
@@ -150,30 +120,30 @@ test_usage_errors (Fixture *fixture, gconstpointer data)
   const gchar *bad_padding[] = { "add-key", "0123456789abcdef", "--padding", "raw", NULL };
   const gchar *help[] = { "--help", NULL };
   const gchar * const *cases[] = { no_command, unknown, bad_fpr, bad_padding };
-  CliResult result;
+  EtaTestCliResult result;
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       result = run_cli (fixture, cases[i]);
       g_assert_cmpint (result.exit_code, ==, 2);
       g_assert_cmpstr (result.err, !=, "");
-      cli_result_clear (&result);
+      eta_test_cli_result_clear (&result);
     }
   result = run_cli (fixture, help);
   g_assert_cmpint (result.exit_code, ==, 0);
   g_assert_nonnull (strstr (result.out, "add-key"));
-  cli_result_clear (&result);
+  eta_test_cli_result_clear (&result);
 }
 
 static void
 test_agent_not_running (Fixture *fixture, gconstpointer data)
 {
   const gchar *args[] = { "list", NULL };
-  CliResult result = run_cli (fixture, args);
+  EtaTestCliResult result = run_cli (fixture, args);
 
   g_assert_cmpint (result.exit_code, ==, 1);
   g_assert_nonnull (strstr (result.err, "could not list keys"));
-  cli_result_clear (&result);
+  eta_test_cli_result_clear (&result);
 }
 
 int

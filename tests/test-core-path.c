@@ -12,6 +12,7 @@
 #include "eta-ecryptfs-packet.h"
 #include "eta-inprocess-daemon.h"
 #include "eta-kernel-player.h"
+#include "eta-test-cli.h"
 #include "eta-test-agent.h"
 #include "eta-test-token.h"
 
@@ -30,44 +31,22 @@ typedef struct
   EtaKernelPlayer *player;
 } Fixture;
 
-static gchar *
-run_cli (Fixture *fixture, const gchar * const *args, gint *exit_status)
-{
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_auto (GStrv) env = g_get_environ ();
-  g_autoptr (GError) error = NULL;
-  gchar *out = NULL;
-  g_autofree gchar *err = NULL;
-  gint status = 0;
-
-  g_ptr_array_add (argv, (gpointer) ETA_TEST_CLI_PATH);
-  for (gsize i = 0; args[i] != NULL; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  g_ptr_array_add (argv, NULL);
-  env = g_environ_setenv (env, "XDG_DATA_HOME", fixture->data_home, TRUE);
-  g_spawn_sync (NULL, (gchar **) argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, &out, &err,
-                &status, &error);
-  g_assert_no_error (error);
-  if (!g_spawn_check_wait_status (status, NULL))
-    g_printerr ("ecryptfs-token %s: %s%s", args[0], out, err);
-  *exit_status = WIFEXITED (status) ? WEXITSTATUS (status) : -1;
-  return out;
-}
-
 /* `ecryptfs-token add-key` as a person would run it; returns the sig. */
 static gchar *
 add_key (Fixture *fixture, EtaTestKeyIndex index, const gchar *padding)
 {
   const gchar *args[] = { "add-key", fixture->token->fingerprint[index], "--padding", padding,
                           NULL };
-  gint status;
-  g_autofree gchar *out = run_cli (fixture, args, &status);
+  EtaTestCliResult result = eta_test_run_cli (fixture->data_home, args);
   const gchar *line;
+  gchar *sig;
 
-  g_assert_cmpint (status, ==, 0);
-  line = strstr (out, "ecryptfs_sig: ");
+  g_assert_cmpint (result.exit_code, ==, 0);
+  line = strstr (result.out, "ecryptfs_sig: ");
   g_assert_nonnull (line);
-  return g_strndup (line + strlen ("ecryptfs_sig: "), 16);
+  sig = g_strndup (line + strlen ("ecryptfs_sig: "), 16);
+  eta_test_cli_result_clear (&result);
+  return sig;
 }
 
 static void
@@ -184,6 +163,19 @@ assert_unwraps_to (Fixture *fixture, EtaTestKeyIndex index, GBytes *wrapped, gui
   g_assert_true (g_bytes_equal (fek, expected));
 }
 
+/* The kernel gets a failure reply in time (not a timeout: the player enforces
+ * the 3 s wait) and ecryptfsd lives on. */
+static void
+assert_unwrap_fails (Fixture *fixture, EtaTestKeyIndex index, GBytes *wrapped)
+{
+  g_autoptr (GBytes) got = NULL;
+  g_autoptr (GError) error = NULL;
+
+  g_assert_false (unwrap (fixture, index, wrapped, NULL, &got, &error));
+  g_assert_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_FAILURE_REPLY);
+  g_assert_true (eta_kernel_player_is_alive (fixture->player));
+}
+
 /* add key → wrap with the agent stopped → unwrap via the agent: identical
  * FEKs, AES-128 and AES-256, RSA 2048 and 3072, the padding of the fixture. */
 static void
@@ -242,15 +234,11 @@ test_cancel (Fixture *fixture, gconstpointer data)
 {
   g_autoptr (GBytes) fek = random_fek (16);
   g_autoptr (GBytes) wrapped = NULL;
-  g_autoptr (GBytes) got = NULL;
-  g_autoptr (GError) error = NULL;
 
   start_daemon (fixture, NULL);
   wrapped = wrap (fixture, ETA_TEST_KEY_RSA2048, AES128, fek);
   eta_test_agent_queue_answer (fixture->agent, NULL);
-  g_assert_false (unwrap (fixture, ETA_TEST_KEY_RSA2048, wrapped, NULL, &got, &error));
-  g_assert_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_FAILURE_REPLY);
-  g_assert_true (eta_kernel_player_is_alive (fixture->player));
+  assert_unwrap_fails (fixture, ETA_TEST_KEY_RSA2048, wrapped);
   /* The file opens once the person unlocks. */
   eta_test_agent_queue_answer (fixture->agent, ETA_TEST_TOKEN_PIN);
   assert_unwraps_to (fixture, ETA_TEST_KEY_RSA2048, wrapped, AES128, fek);
@@ -261,17 +249,12 @@ test_agent_not_running (Fixture *fixture, gconstpointer data)
 {
   g_autoptr (GBytes) fek = random_fek (32);
   g_autoptr (GBytes) wrapped = NULL;
-  g_autoptr (GBytes) got = NULL;
-  g_autoptr (GError) error = NULL;
 
   start_daemon (fixture, NULL);
   wrapped = wrap (fixture, ETA_TEST_KEY_RSA3072, AES256, fek);
   eta_test_agent_stop (fixture->agent);
   fixture->agent = NULL;
-  /* A failure reply, not a kernel timeout: the player enforces the 3 s wait. */
-  g_assert_false (unwrap (fixture, ETA_TEST_KEY_RSA3072, wrapped, NULL, &got, &error));
-  g_assert_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_FAILURE_REPLY);
-  g_assert_true (eta_kernel_player_is_alive (fixture->player));
+  assert_unwrap_fails (fixture, ETA_TEST_KEY_RSA3072, wrapped);
   g_assert_nonnull (strstr (eta_kernel_player_get_log (fixture->player),
                             "the agent is not running"));
   /* The agent comes back: the same daemon serves the next open. */
@@ -285,16 +268,11 @@ test_agent_hung (Fixture *fixture, gconstpointer data)
 {
   g_autoptr (GBytes) fek = random_fek (32);
   g_autoptr (GBytes) wrapped = NULL;
-  g_autoptr (GBytes) got = NULL;
-  g_autoptr (GError) error = NULL;
 
   start_daemon (fixture, NULL);
   wrapped = wrap (fixture, ETA_TEST_KEY_RSA2048, AES256, fek);
   kill (eta_test_agent_get_pid (fixture->agent), SIGSTOP);
-  g_assert_false (unwrap (fixture, ETA_TEST_KEY_RSA2048, wrapped, NULL, &got, &error));
-  g_assert_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_FAILURE_REPLY);
-  g_assert_true (eta_kernel_player_is_alive (fixture->player));
-  g_clear_error (&error);
+  assert_unwrap_fails (fixture, ETA_TEST_KEY_RSA2048, wrapped);
   /* Still serving while the agent hangs: a wrap is local. */
   {
     g_autoptr (GBytes) other = random_fek (16);
