@@ -61,6 +61,16 @@ eta_blob_write (uint8_t *out, EtaPadding padding,
 EtaBlobStatus
 eta_blob_parse (const uint8_t *data, EtaBlob *blob)
 {
+  EtaBlobStatus status = eta_blob_parse_layout (data, blob);
+
+  if (status == ETA_BLOB_OK && eta_key_rsa_modulus_bytes (blob->spki, blob->spki_len) == 0)
+    return ETA_BLOB_ERROR_KEY;
+  return status;
+}
+
+EtaBlobStatus
+eta_blob_parse_layout (const uint8_t *data, EtaBlob *blob)
+{
   uint8_t fingerprint[ETA_FINGERPRINT_LEN];
   size_t total, pos = HEADER_LEN, len;
 
@@ -100,8 +110,7 @@ eta_blob_parse (const uint8_t *data, EtaBlob *blob)
   blob->total_len = total;
 
   if (eta_key_fingerprint (blob->spki, blob->spki_len, fingerprint) != 0
-      || memcmp (fingerprint, blob->fingerprint, sizeof fingerprint) != 0
-      || eta_key_rsa_modulus_bytes (blob->spki, blob->spki_len) == 0)
+      || memcmp (fingerprint, blob->fingerprint, sizeof fingerprint) != 0)
     return ETA_BLOB_ERROR_KEY;
   return ETA_BLOB_OK;
 }

@@ -66,6 +66,10 @@ size_t eta_blob_write (uint8_t *out, EtaPadding padding,
  * and that the SPKI is an RSA key. */
 EtaBlobStatus eta_blob_parse (const uint8_t *data, EtaBlob *blob);
 
+/* The same without parsing the SPKI as a key: for callers that parse it once
+ * and keep it (parsing costs far more than the RSA operation). */
+EtaBlobStatus eta_blob_parse_layout (const uint8_t *data, EtaBlob *blob);
+
 /* A sentence describing @status, for logs and error messages. */
 const char *eta_blob_status_to_string (EtaBlobStatus status);
 

@@ -180,10 +180,52 @@ token_agent_get_key_data (unsigned char *key_data, size_t *key_data_len,
 static int
 parse_blob_logged (const unsigned char *data, EtaBlob *blob)
 {
-  EtaBlobStatus status = eta_blob_parse (data, blob);
+  EtaBlobStatus status = eta_blob_parse_layout (data, blob);
   if (status != ETA_BLOB_OK)
     eta_keymod_log (LOG_ERR, "%s", eta_blob_status_to_string (status));
   return status == ETA_BLOB_OK ? 0 : -EINVAL;
+}
+
+/* Parsed public keys by fingerprint. Parsing an SPKI costs about ten RSA
+ * public operations with OpenSSL 3, and ecryptfsd asks for every wrap twice;
+ * the blob's fingerprint was checked against its SPKI, so it names the key. */
+static GMutex key_cache_lock;
+static GHashTable *key_cache;
+
+#define KEY_CACHE_MAX 64
+
+static EVP_PKEY *
+public_key_for_blob (const EtaBlob *blob)
+{
+  char hex[2 * ETA_FINGERPRINT_LEN + 1];
+  const unsigned char *p = blob->spki;
+  EVP_PKEY *key;
+
+  eta_key_to_hex (blob->fingerprint, ETA_FINGERPRINT_LEN, hex);
+  g_mutex_lock (&key_cache_lock);
+  if (key_cache == NULL)
+    key_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) EVP_PKEY_free);
+  key = g_hash_table_lookup (key_cache, hex);
+  if (key == NULL)
+    {
+      key = d2i_PUBKEY (NULL, &p, (long) blob->spki_len);
+      if (key != NULL && (p != blob->spki + blob->spki_len
+                          || EVP_PKEY_get_base_id (key) != EVP_PKEY_RSA))
+        g_clear_pointer (&key, EVP_PKEY_free);
+      if (key == NULL)
+        eta_keymod_log (LOG_ERR, "%s", eta_blob_status_to_string (ETA_BLOB_ERROR_KEY));
+      else
+        {
+          if (g_hash_table_size (key_cache) >= KEY_CACHE_MAX)
+            g_hash_table_remove_all (key_cache);
+          g_hash_table_insert (key_cache, g_strdup (hex), key);
+        }
+    }
+  if (key != NULL)
+    EVP_PKEY_up_ref (key);
+  g_mutex_unlock (&key_cache_lock);
+  return key;
 }
 
 static int
@@ -193,6 +235,7 @@ token_agent_get_key_sig (unsigned char *sig, unsigned char *blob_data)
 
   if (parse_blob_logged (blob_data, &blob) != 0)
     return -EINVAL;
+  /* Once per key and mount: the full check is affordable here. */
   if (eta_key_sig_from_spki (blob.spki, blob.spki_len, (char *) sig) != 0)
     return -EINVAL;
   return 0;
@@ -203,7 +246,6 @@ token_agent_encrypt (char *to, size_t *to_size, char *from, size_t from_size,
                      unsigned char *blob_data, int blob_type)
 {
   EtaBlob blob;
-  const unsigned char *p;
   EVP_PKEY *key = NULL;
   EVP_PKEY_CTX *ctx = NULL;
   size_t modulus_bytes, out_len;
@@ -211,18 +253,23 @@ token_agent_encrypt (char *to, size_t *to_size, char *from, size_t from_size,
 
   if (parse_blob_logged (blob_data, &blob) != 0)
     return -EINVAL;
-  modulus_bytes = eta_key_rsa_modulus_bytes (blob.spki, blob.spki_len);
+  key = public_key_for_blob (&blob);
+  if (key == NULL)
+    return -EINVAL;
+  modulus_bytes = (size_t) EVP_PKEY_get_size (key);
   if (to == NULL)
     {
       *to_size = modulus_bytes;
+      EVP_PKEY_free (key);
       return 0;
     }
   if (*to_size < modulus_bytes || from_size > ECRYPTFS_MAX_KEY_BYTES + 3)
-    return -EINVAL;
+    {
+      EVP_PKEY_free (key);
+      return -EINVAL;
+    }
 
-  p = blob.spki;
-  key = d2i_PUBKEY (NULL, &p, (long) blob.spki_len);
-  ctx = key ? EVP_PKEY_CTX_new (key, NULL) : NULL;
+  ctx = EVP_PKEY_CTX_new (key, NULL);
   out_len = *to_size;
   if (ctx == NULL || EVP_PKEY_encrypt_init (ctx) != 1)
     goto out;
@@ -329,6 +376,9 @@ static int
 token_agent_finalize (void)
 {
   eta_agent_client_disconnect ();
+  g_mutex_lock (&key_cache_lock);
+  g_clear_pointer (&key_cache, g_hash_table_unref);
+  g_mutex_unlock (&key_cache_lock);
   return 0;
 }
 
