@@ -3,7 +3,10 @@
 
 #include "eta-agent-application.h"
 
+#include <gtk/gtk.h>
+
 #include "eta-agent-service.h"
+#include "eta-gtk-prompter.h"
 #include "eta-names.h"
 #include "eta-terminal-prompter.h"
 #include "eta-token-manager.h"
@@ -13,6 +16,7 @@ struct _EtaAgentApplication
   GApplication parent_instance;
 
   GStrv providers;
+  gboolean terminal;
   EtaTokenManager *manager;
   EtaAgentService *service;
   gboolean held;
@@ -31,17 +35,23 @@ eta_agent_application_handle_local_options (GApplication *application, GVariantD
       return 0;
     }
   g_variant_dict_lookup (options, "provider", "^aay", &self->providers);
+  self->terminal = g_variant_dict_contains (options, "terminal");
   return -1;
 }
 
+/* Dialogs on the session's display; the terminal when asked to, or when
+ * there is no display (SSH, console). */
 static EtaPrompter *
-make_prompter (void)
+make_prompter (gboolean terminal)
 {
   g_autoptr (GError) error = NULL;
-  EtaTerminalPrompter *prompter = eta_terminal_prompter_new (&error);
+  EtaTerminalPrompter *prompter;
 
+  if (!terminal && gtk_init_check ())
+    return ETA_PROMPTER (eta_gtk_prompter_new ());
+  prompter = eta_terminal_prompter_new (&error);
   if (prompter == NULL)
-    g_warning ("%s; unwraps that need a PIN will fail", error->message);
+    g_warning ("no display, and %s; unwraps that need a PIN will fail", error->message);
   return prompter ? ETA_PROMPTER (prompter) : NULL;
 }
 
@@ -56,7 +66,7 @@ eta_agent_application_dbus_register (GApplication *application, GDBusConnection 
          ->dbus_register (application, connection, object_path, error))
     return FALSE;
 
-  prompter = make_prompter ();
+  prompter = make_prompter (self->terminal);
   self->manager = eta_token_manager_new ((const gchar * const *) self->providers, prompter,
                                          error);
   if (self->manager == NULL)
@@ -119,7 +129,7 @@ static const GOptionEntry option_entries[] = {
   { "provider", 'p', 0, G_OPTION_ARG_FILENAME_ARRAY, NULL,
     "Load this PKCS#11 module (repeatable; replaces the default p11-kit proxy)", "PATH" },
   { "terminal", 't', 0, G_OPTION_ARG_NONE, NULL,
-    "Ask for PINs on this terminal (the default while no display prompter exists)", NULL },
+    "Ask for PINs on this terminal even when a display is available", NULL },
   { "version", 0, 0, G_OPTION_ARG_NONE, NULL, "Print the version and exit", NULL },
   { NULL },
 };

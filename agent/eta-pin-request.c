@@ -12,6 +12,8 @@ struct _EtaPinRequest
   gchar *requester;
   guint requester_pid;
   guint retry;
+  EtaPinFlags flags;
+  GStrv mounts;
 };
 
 G_DEFINE_FINAL_TYPE (EtaPinRequest, eta_pin_request, G_TYPE_OBJECT)
@@ -26,6 +28,7 @@ eta_pin_request_finalize (GObject *object)
   g_free (self->key_label);
   g_free (self->fingerprint);
   g_free (self->requester);
+  g_strfreev (self->mounts);
   G_OBJECT_CLASS (eta_pin_request_parent_class)->finalize (object);
 }
 
@@ -38,6 +41,7 @@ eta_pin_request_class_init (EtaPinRequestClass *klass)
 static void
 eta_pin_request_init (EtaPinRequest *self)
 {
+  self->mounts = g_new0 (gchar *, 1);
 }
 
 EtaPinRequest *
@@ -69,4 +73,18 @@ gchar *
 eta_pin_request_dup_short_fingerprint (EtaPinRequest *self)
 {
   return g_strndup (self->fingerprint, 16);
+}
+
+EtaPinFlags eta_pin_request_get_flags (EtaPinRequest *self) { return self->flags; }
+void eta_pin_request_set_flags (EtaPinRequest *self, EtaPinFlags flags) { self->flags = flags; }
+const gchar * const *eta_pin_request_get_mounts (EtaPinRequest *self)
+{
+  return (const gchar * const *) self->mounts;
+}
+
+void
+eta_pin_request_set_mounts (EtaPinRequest *self, const gchar * const *mounts)
+{
+  g_strfreev (self->mounts);
+  self->mounts = mounts ? g_strdupv ((gchar **) mounts) : g_new0 (gchar *, 1);
 }

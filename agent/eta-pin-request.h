@@ -6,6 +6,16 @@
 
 G_BEGIN_DECLS
 
+/* What the token says about its PIN (CK_TOKEN_INFO flags), for the prompt. */
+typedef enum
+{
+  ETA_PIN_FLAG_NONE = 0,
+  ETA_PIN_FLAG_COUNT_LOW = 1 << 0,        /* CKF_USER_PIN_COUNT_LOW */
+  ETA_PIN_FLAG_FINAL_TRY = 1 << 1,        /* CKF_USER_PIN_FINAL_TRY */
+  ETA_PIN_FLAG_LOCKED = 1 << 2,           /* CKF_USER_PIN_LOCKED */
+  ETA_PIN_FLAG_PROTECTED_PATH = 1 << 3,   /* CKF_PROTECTED_AUTHENTICATION_PATH: PIN pad */
+} EtaPinFlags;
+
 #define ETA_TYPE_PIN_REQUEST (eta_pin_request_get_type ())
 G_DECLARE_FINAL_TYPE (EtaPinRequest, eta_pin_request, ETA, PIN_REQUEST, GObject)
 
@@ -24,5 +34,11 @@ const gchar *eta_pin_request_get_requester (EtaPinRequest *self);
 guint eta_pin_request_get_requester_pid (EtaPinRequest *self);
 /* 0 for the first try; more after a wrong PIN. */
 guint eta_pin_request_get_retry (EtaPinRequest *self);
+
+EtaPinFlags eta_pin_request_get_flags (EtaPinRequest *self);
+void eta_pin_request_set_flags (EtaPinRequest *self, EtaPinFlags flags);
+/* The eCryptfs mount points that use the key (may be empty, never NULL). */
+const gchar * const *eta_pin_request_get_mounts (EtaPinRequest *self);
+void eta_pin_request_set_mounts (EtaPinRequest *self, const gchar * const *mounts);
 
 G_END_DECLS

@@ -1,0 +1,108 @@
+/* See eta-gtk-prompter.h. */
+#define G_LOG_DOMAIN "eta-gtk-prompter"
+
+#include "eta-gtk-prompter.h"
+
+#include "eta-agent-error.h"
+#include "eta-pin-dialog.h"
+
+struct _EtaGtkPrompter
+{
+  GObject parent_instance;
+};
+
+static void eta_gtk_prompter_iface_init (EtaPrompterInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (EtaGtkPrompter, eta_gtk_prompter, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (ETA_TYPE_PROMPTER,
+                                                      eta_gtk_prompter_iface_init))
+
+typedef struct
+{
+  EtaPinDialog *dialog;
+  gulong cancelled_handler;
+} PromptData;
+
+static void
+prompt_data_free (PromptData *data)
+{
+  if (data->dialog != NULL)
+    gtk_window_destroy (GTK_WINDOW (data->dialog));
+  g_free (data);
+}
+
+static void
+on_response (EtaPinDialog *dialog, gboolean unlock, gpointer user_data)
+{
+  g_autoptr (GTask) task = user_data;
+  EtaSecret *pin = unlock ? eta_pin_dialog_take_pin (dialog) : NULL;
+
+  g_cancellable_disconnect (g_task_get_cancellable (task),
+                            ((PromptData *) g_task_get_task_data (task))->cancelled_handler);
+  if (pin != NULL)
+    g_task_return_pointer (task, pin, (GDestroyNotify) eta_secret_unref);
+  else if (unlock)
+    g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_PIN_INCORRECT,
+                             "the PIN must be entered on the reader's keypad");
+  else
+    g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
+                             "the PIN prompt was cancelled");
+}
+
+static void
+on_cancelled (GCancellable *cancellable, gpointer user_data)
+{
+  PromptData *data = user_data;
+  /* Closing answers the task as cancelled through "response". */
+  gtk_window_close (GTK_WINDOW (data->dialog));
+}
+
+static void
+eta_gtk_prompter_request_pin_async (EtaPrompter *prompter, EtaPinRequest *request,
+                                    GCancellable *cancellable, GAsyncReadyCallback callback,
+                                    gpointer user_data)
+{
+  GTask *task = g_task_new (prompter, cancellable, callback, user_data);
+  PromptData *data = g_new0 (PromptData, 1);
+
+  g_task_set_source_tag (task, eta_gtk_prompter_request_pin_async);
+  data->dialog = eta_pin_dialog_new (request);
+  g_task_set_task_data (task, data, (GDestroyNotify) prompt_data_free);
+  /* The task reference is dropped by on_response. */
+  g_signal_connect (data->dialog, "response", G_CALLBACK (on_response), task);
+  if (cancellable != NULL)
+    data->cancelled_handler = g_cancellable_connect (cancellable, G_CALLBACK (on_cancelled),
+                                                     data, NULL);
+  gtk_window_present (GTK_WINDOW (data->dialog));
+}
+
+static EtaSecret *
+eta_gtk_prompter_request_pin_finish (EtaPrompter *prompter, GAsyncResult *result,
+                                     GError **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, prompter), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+eta_gtk_prompter_iface_init (EtaPrompterInterface *iface)
+{
+  iface->request_pin_async = eta_gtk_prompter_request_pin_async;
+  iface->request_pin_finish = eta_gtk_prompter_request_pin_finish;
+}
+
+static void
+eta_gtk_prompter_class_init (EtaGtkPrompterClass *klass)
+{
+}
+
+static void
+eta_gtk_prompter_init (EtaGtkPrompter *self)
+{
+}
+
+EtaGtkPrompter *
+eta_gtk_prompter_new (void)
+{
+  return g_object_new (ETA_TYPE_GTK_PROMPTER, NULL);
+}
