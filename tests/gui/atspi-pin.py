@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""Plays the person in front of the agent's PIN dialog, through AT-SPI.
+
+Finds the dialogs of the running ecryptfs-token-agent the way a screen reader
+does, and types a PIN into one, cancels it, or counts them. Needs Debian's
+python3-pyatspi, hence /usr/bin/python3.
+
+usage: atspi-pin.py count
+       atspi-pin.py enter PIN [--confirm-final-try]
+       atspi-pin.py cancel
+       atspi-pin.py describe
+Exit 0 on success; 3 when no dialog appeared within --timeout seconds.
+"""
+import argparse
+import sys
+import time
+
+import pyatspi
+from gi.repository import GLib
+
+APP_NAME = "ecryptfs-token-agent"
+
+
+def agent_apps():
+    desktop = pyatspi.Registry.getDesktop(0)
+    return [app for app in desktop if app is not None and app.name == APP_NAME]
+
+
+def walk(node):
+    yield node
+    try:
+        children = [child for child in node if child is not None]
+    except GLib.GError:
+        # The window went away while we looked (a dialog closing).
+        return
+    for child in children:
+        yield from walk(child)
+
+
+def dialogs():
+    try:
+        return find_dialogs()
+    except GLib.GError:
+        return []
+
+
+def find_dialogs():
+    found = []
+    for app in agent_apps():
+        for window in app:
+            if window is None:
+                continue
+            # A PIN dialog holds the Cancel button (every state has it).
+            if any(n.getRoleName() == "push button" and "Cancel" in (n.name or "")
+                   or n.getRoleName() == "push button" and "Close" in (n.name or "")
+                   for n in walk(window)):
+                found.append(window)
+    return found
+
+
+def wait_for_dialogs(count, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = dialogs()
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def press(window, word):
+    for node in walk(window):
+        if node.getRoleName() == "push button" and word in (node.name or ""):
+            action = node.queryAction()
+            for i in range(action.nActions):
+                if action.getName(i) == "click":
+                    action.doAction(i)
+                    return True
+    return False
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["count", "enter", "cancel", "describe"])
+    parser.add_argument("pin", nargs="?")
+    parser.add_argument("--timeout", type=float, default=15.0)
+    parser.add_argument("--confirm-final-try", action="store_true")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="count: wait this long, then count again")
+    args = parser.parse_args()
+
+    if args.command == "count":
+        found = wait_for_dialogs(1, args.timeout)
+        if args.settle:
+            time.sleep(args.settle)
+            found = dialogs()
+        print(len(found))
+        return 0
+
+    found = wait_for_dialogs(1, args.timeout)
+    if not found:
+        print("no PIN dialog of %s appeared" % APP_NAME, file=sys.stderr)
+        return 3
+    window = found[0]
+
+    if args.command == "describe":
+        for node in walk(window):
+            if node.getRoleName() in ("label", "push button", "password text", "check box"):
+                print("%s: %s" % (node.getRoleName(), node.name))
+        return 0
+    if args.command == "cancel":
+        return 0 if press(window, "Cancel") or press(window, "Close") else 4
+
+    entry = next((n for n in walk(window) if n.getRoleName() == "password text"), None)
+    if entry is None:
+        print("the dialog has no PIN entry", file=sys.stderr)
+        return 4
+    entry.queryEditableText().setTextContents(args.pin)
+    if args.confirm_final_try:
+        box = next(n for n in walk(window) if n.getRoleName() == "check box")
+        box.queryAction().doAction(0)
+    return 0 if press(window, "Unlock") else 4
+
+
+if __name__ == "__main__":
+    sys.exit(main())

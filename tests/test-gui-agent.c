@@ -1,0 +1,256 @@
+/* The real agent with its GTK dialog, driven from outside through AT-SPI as
+ * a screen reader would (tests/gui/atspi-pin.py), under Xvfb. */
+#include <string.h>
+#include <sys/wait.h>
+
+#include <gio/gio.h>
+
+#include "eta-agent-client.h"
+#include "eta-test-agent.h"
+#include "eta-test-crypto.h"
+#include "eta-test-token.h"
+
+#define DRIVER ETA_TEST_SOURCE_DIR "/gui/atspi-pin.py"
+#define UNWRAP_BUDGET_MS 30000
+
+/* GTestDBus unsets DISPLAY; the agent and screenshots need Xvfb's. */
+static gchar *display;
+
+typedef struct
+{
+  GTestDBus *bus;
+  EtaTestAgent *agent;
+  const EtaTestToken *token;
+} Fixture;
+
+/* The accessibility bus belongs to the outer session (dbus-run-session); the
+ * agent's session bus is the test's private one, so tell both sides. */
+static void
+point_at_accessibility_bus (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GDBusConnection) session = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
+  g_autoptr (GVariant) reply = NULL;
+  const gchar *address;
+
+  g_assert_no_error (error);
+  reply = g_dbus_connection_call_sync (session, "org.a11y.Bus", "/org/a11y/bus", "org.a11y.Bus",
+                                       "GetAddress", NULL, G_VARIANT_TYPE ("(s)"),
+                                       G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(&s)", &address);
+  g_setenv ("AT_SPI_BUS_ADDRESS", address, TRUE);
+}
+
+
+static void
+fixture_set_up (Fixture *fixture, gconstpointer data)
+{
+  g_autofree gchar *display_env = g_strconcat ("DISPLAY=", display, NULL);
+  const gchar *env[] = { display_env, NULL };
+
+  fixture->token = eta_test_token_get ();
+  fixture->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_test_dbus_up (fixture->bus);
+  fixture->agent = eta_test_agent_start_full (env, FALSE, NULL);
+}
+
+static void
+fixture_tear_down (Fixture *fixture, gconstpointer data)
+{
+  eta_agent_client_disconnect ();
+  eta_test_agent_stop (fixture->agent);
+  g_test_dbus_down (fixture->bus);
+  g_clear_object (&fixture->bus);
+}
+
+/* Runs the AT-SPI driver; returns its exit code and its output. */
+static gint
+run_driver (const gchar * const *args, gchar **out)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *err = NULL;
+  gint status;
+
+  g_ptr_array_add (argv, (gpointer) "/usr/bin/python3");
+  g_ptr_array_add (argv, (gpointer) DRIVER);
+  for (gsize i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  g_spawn_sync (NULL, (gchar **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, &err,
+                &status, &error);
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_printerr ("atspi-pin.py %s: %s\n", args[0], err);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+static void
+screenshot (const gchar *name)
+{
+  const gchar *dir = g_getenv ("ETA_TEST_SCREENSHOT_DIR");
+  g_autofree gchar *file = NULL;
+  g_autofree gchar *path = NULL;
+
+  if (dir == NULL)
+    return;
+  g_mkdir_with_parents (dir, 0755);
+  file = g_strdup_printf ("agent-%s.png", name);
+  path = g_build_filename (dir, file, NULL);
+  {
+    const gchar *argv[] = { "import", "-window", "root", path, NULL };
+    g_auto (GStrv) env = g_environ_setenv (g_get_environ (), "DISPLAY", display, TRUE);
+    g_autoptr (GError) error = NULL;
+    gint status;
+
+    g_spawn_sync (NULL, (gchar **) argv, env, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+                  &status, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_spawn_check_wait_status (status, NULL));
+  }
+}
+
+typedef struct
+{
+  const EtaTestToken *token;
+  GBytes *fek;
+  GBytes *wrapped;
+  gboolean ok;
+  gchar *remote_error;
+  GThread *thread;
+} Unwrap;
+
+static gpointer
+unwrap_thread (gpointer data)
+{
+  Unwrap *job = data;
+  guint8 plaintext[512];
+  gsize len = sizeof plaintext;
+  g_autoptr (GError) error = NULL;
+
+  job->ok = eta_agent_client_unwrap (job->token->fingerprint[ETA_TEST_KEY_RSA2048],
+                                     ETA_PADDING_OAEP, g_bytes_get_data (job->wrapped, NULL),
+                                     g_bytes_get_size (job->wrapped), UNWRAP_BUDGET_MS,
+                                     plaintext, &len, &error)
+            && len == g_bytes_get_size (job->fek)
+            && memcmp (plaintext, g_bytes_get_data (job->fek, NULL), len) == 0;
+  if (error != NULL)
+    job->remote_error = g_dbus_error_get_remote_error (error);
+  return NULL;
+}
+
+static Unwrap *
+start_unwrap (Fixture *fixture)
+{
+  g_autoptr (GBytes) public_key = eta_test_token_load_public_key (ETA_TEST_KEY_RSA2048);
+  Unwrap *job = g_new0 (Unwrap, 1);
+
+  job->token = fixture->token;
+  job->fek = eta_test_random_bytes (35);
+  job->wrapped = eta_test_rsa_encrypt (public_key, ETA_PADDING_OAEP,
+                                       g_bytes_get_data (job->fek, NULL), 35);
+  job->thread = g_thread_new ("unwrap", unwrap_thread, job);
+  return job;
+}
+
+static void
+finish_unwrap (Unwrap *job, gboolean expect_ok, const gchar *expect_error)
+{
+  g_thread_join (job->thread);
+  g_assert_cmpint (job->ok, ==, expect_ok);
+  g_assert_cmpstr (job->remote_error, ==, expect_error);
+  g_bytes_unref (job->fek);
+  g_bytes_unref (job->wrapped);
+  g_free (job->remote_error);
+  g_free (job);
+}
+
+static void
+test_right_pin (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *job = start_unwrap (fixture);
+  const gchar *describe[] = { "describe", NULL };
+  const gchar *enter[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
+  g_autofree gchar *shown = NULL;
+
+  if (run_driver (describe, &shown) != 0)
+    {
+      g_autofree gchar *terminal = eta_test_agent_dup_terminal_output (fixture->agent);
+      g_printerr ("agent output:\n%s\n", terminal);
+      g_assert_not_reached ();
+    }
+  g_assert_nonnull (strstr (shown, ETA_TEST_TOKEN_LABEL));
+  g_assert_nonnull (strstr (shown, fixture->token->label[ETA_TEST_KEY_RSA2048]));
+  g_assert_nonnull (strstr (shown, "password text"));
+  screenshot ("pin-dialog");
+  g_assert_cmpint (run_driver (enter, NULL), ==, 0);
+  finish_unwrap (job, TRUE, NULL);
+}
+
+static void
+test_wrong_then_right_pin (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *job = start_unwrap (fixture);
+  const gchar *wrong[] = { "enter", "0000", NULL };
+  const gchar *describe[] = { "describe", NULL };
+  const gchar *right[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
+  g_autofree gchar *shown = NULL;
+
+  g_assert_cmpint (run_driver (wrong, NULL), ==, 0);
+  /* The dialog comes back and says so. */
+  for (int i = 0; i < 50; i++)
+    {
+      g_clear_pointer (&shown, g_free);
+      g_assert_cmpint (run_driver (describe, &shown), ==, 0);
+      if (strstr (shown, "Wrong PIN") != NULL)
+        break;
+      g_usleep (100 * 1000);
+    }
+  g_assert_nonnull (strstr (shown, "Wrong PIN"));
+  screenshot ("wrong-pin");
+  g_assert_cmpint (run_driver (right, NULL), ==, 0);
+  finish_unwrap (job, TRUE, NULL);
+}
+
+static void
+test_cancel (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *job = start_unwrap (fixture);
+  const gchar *cancel[] = { "cancel", NULL };
+
+  g_assert_cmpint (run_driver (cancel, NULL), ==, 0);
+  finish_unwrap (job, FALSE, "org.ecryptfs.TokenAgent1.Error.Cancelled");
+}
+
+static void
+test_twenty_requests_one_dialog (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *jobs[20];
+  const gchar *count[] = { "count", "--settle", "1.5", NULL };
+  const gchar *enter[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
+  g_autofree gchar *dialogs = NULL;
+
+  for (int i = 0; i < 20; i++)
+    jobs[i] = start_unwrap (fixture);
+  g_assert_cmpint (run_driver (count, &dialogs), ==, 0);
+  g_assert_cmpstr (g_strstrip (dialogs), ==, "1");
+  g_assert_cmpint (run_driver (enter, NULL), ==, 0);
+  for (int i = 0; i < 20; i++)
+    finish_unwrap (jobs[i], TRUE, NULL);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  display = g_strdup (g_getenv ("DISPLAY"));
+  g_assert_nonnull (display);
+  point_at_accessibility_bus ();
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
+  ADD ("/gui/agent/right-pin", test_right_pin);
+  ADD ("/gui/agent/wrong-then-right-pin", test_wrong_then_right_pin);
+  ADD ("/gui/agent/cancel", test_cancel);
+  ADD ("/gui/agent/twenty-requests-one-dialog", test_twenty_requests_one_dialog);
+  return g_test_run ();
+}
