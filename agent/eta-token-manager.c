@@ -3,6 +3,7 @@
 
 #include "eta-token-manager.h"
 
+#include <dlfcn.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <pkcs11-helper-1.0/pkcs11h-token.h>
 
 #include "eta-agent-error.h"
+#include "eta-mount-table.h"
 
 /* pkcs11-helper's own retry loop: the person gets this many tries per unwrap. */
 #define MAX_LOGIN_TRIES 3
@@ -35,6 +37,7 @@ struct _EtaTokenManager
 
   EtaPrompter *prompter;
   GMainContext *main_context;
+  GStrv providers;           /* the ones that loaded */
 
   GMutex lock;               /* guards the fields below */
   GPtrArray *keys;           /* EtaTokenKey from the last enumeration, or NULL */
@@ -181,6 +184,60 @@ start_prompt (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* pkcs11-helper does not show a token's flags; ask the providers directly
+ * (the same loaded modules, so no second initialisation happens). */
+static EtaPinFlags
+read_pin_flags (EtaTokenManager *self, const pkcs11h_token_id_t token)
+{
+  EtaPinFlags flags = ETA_PIN_FLAG_NONE;
+  g_autofree gchar *token_serial = g_strstrip (g_strdup (token->serialNumber));
+  g_autofree gchar *token_label = g_strstrip (g_strdup (token->label));
+
+  for (gsize p = 0; self->providers[p] != NULL; p++)
+    {
+      void *module = dlopen (self->providers[p], RTLD_NOW | RTLD_NOLOAD);
+      CK_C_GetFunctionList get_function_list;
+      CK_FUNCTION_LIST_PTR functions = NULL;
+      CK_SLOT_ID slots[64];
+      CK_ULONG count = G_N_ELEMENTS (slots);
+
+      if (module == NULL)
+        continue;
+      get_function_list = (CK_C_GetFunctionList) dlsym (module, "C_GetFunctionList");
+      if (get_function_list == NULL || get_function_list (&functions) != CKR_OK
+          || functions->C_GetSlotList (CK_TRUE, slots, &count) != CKR_OK)
+        {
+          dlclose (module);
+          continue;
+        }
+      for (CK_ULONG s = 0; s < count; s++)
+        {
+          CK_TOKEN_INFO info;
+          g_autofree gchar *serial = NULL;
+          g_autofree gchar *label = NULL;
+
+          if (functions->C_GetTokenInfo (slots[s], &info) != CKR_OK)
+            continue;
+          serial = g_strstrip (g_strndup ((const gchar *) info.serialNumber,
+                                          sizeof info.serialNumber));
+          label = g_strstrip (g_strndup ((const gchar *) info.label, sizeof info.label));
+          if (g_strcmp0 (serial, token_serial) != 0 || g_strcmp0 (label, token_label) != 0)
+            continue;
+          if (info.flags & CKF_USER_PIN_COUNT_LOW)
+            flags |= ETA_PIN_FLAG_COUNT_LOW;
+          if (info.flags & CKF_USER_PIN_FINAL_TRY)
+            flags |= ETA_PIN_FLAG_FINAL_TRY;
+          if (info.flags & CKF_USER_PIN_LOCKED)
+            flags |= ETA_PIN_FLAG_LOCKED;
+          if (info.flags & CKF_PROTECTED_AUTHENTICATION_PATH)
+            flags |= ETA_PIN_FLAG_PROTECTED_PATH;
+          break;
+        }
+      dlclose (module);
+    }
+  return flags;
+}
+
 static PKCS11H_BOOL
 on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t token,
                const unsigned retry, char *const pin, const size_t pin_max)
@@ -221,12 +278,18 @@ on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t toke
     }
 
   call.self = self;
-  call.request = eta_pin_request_new (g_strstrip (g_strdup (token->label)),
-                                      token->serialNumber,
+  call.request = eta_pin_request_new (eta_token_key_get_token_label (context->key),
+                                      eta_token_key_get_token_serial (context->key),
                                       eta_token_key_get_label (context->key),
                                       eta_token_key_get_fingerprint (context->key),
                                       context->requester->requester,
                                       context->requester->pid, retry);
+  {
+    g_auto (GStrv) mounts = eta_mount_table_mounts_for_sig (NULL,
+                                                            eta_token_key_get_sig (context->key));
+    eta_pin_request_set_mounts (call.request, (const gchar * const *) mounts);
+  }
+  eta_pin_request_set_flags (call.request, read_pin_flags (self, token));
   g_mutex_init (&call.mutex);
   g_cond_init (&call.cond);
   g_main_context_invoke (self->main_context, start_prompt, &call);
@@ -773,6 +836,7 @@ eta_token_manager_finalize (GObject *object)
   g_hash_table_destroy (self->token_states);
   pkcs11h_terminate ();
   g_clear_object (&self->prompter);
+  g_strfreev (self->providers);
   g_main_context_unref (self->main_context);
   g_mutex_clear (&self->lock);
   g_mutex_clear (&self->first_enumeration);
@@ -837,6 +901,7 @@ eta_token_manager_new (const gchar * const *providers, EtaPrompter *prompter, GE
 {
   static const gchar *default_providers[] = { ETA_DEFAULT_PROVIDER, NULL };
   g_autoptr (EtaTokenManager) self = g_object_new (ETA_TYPE_TOKEN_MANAGER, NULL);
+  g_autoptr (GStrvBuilder) loaded_providers = g_strv_builder_new ();
   guint loaded = 0;
   CK_RV rv;
 
@@ -878,7 +943,9 @@ eta_token_manager_new (const gchar * const *providers, EtaPrompter *prompter, GE
           continue;
         }
       loaded++;
+      g_strv_builder_add (loaded_providers, providers[i]);
     }
+  self->providers = g_strv_builder_end (loaded_providers);
   if (loaded == 0)
     {
       g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_FAILED,

@@ -1,0 +1,56 @@
+/* Finding the eCryptfs mounts that use a key, from mountinfo lines. */
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "eta-mount-table.h"
+
+static const gchar mountinfo[] =
+  "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+  "40 22 0:35 / /home/alice/Private rw,nosuid shared:20 - ecryptfs /home/alice/.Private "
+  "rw,ecryptfs_sig=939a34c74ce3d0d6,ecryptfs_cipher=aes,ecryptfs_key_bytes=32\n"
+  "41 22 0:36 / /srv/My\\040Files rw - ecryptfs /srv/.lower "
+  "rw,ecryptfs_sig=1111111111111111,ecryptfs_sig=939a34c74ce3d0d6,ecryptfs_cipher=aes\n"
+  "42 22 0:37 / /mnt/other rw - ecryptfs /mnt/.other rw,ecryptfs_sig=2222222222222222\n"
+  "43 22 0:38 / /mnt/tricky rw - ext4 /dev/sdb1 rw,ecryptfs_sig=939a34c74ce3d0d6\n";
+
+static void
+test_mounts_for_sig (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *path = NULL;
+  int fd = g_file_open_tmp ("eta-mountinfo-XXXXXX", &path, &error);
+  g_auto (GStrv) mounts = NULL;
+  g_auto (GStrv) none = NULL;
+
+  g_assert_no_error (error);
+  close (fd);
+  g_file_set_contents (path, mountinfo, -1, &error);
+  g_assert_no_error (error);
+
+  mounts = eta_mount_table_mounts_for_sig (path, "939a34c74ce3d0d6");
+  g_assert_cmpuint (g_strv_length (mounts), ==, 2);
+  g_assert_cmpstr (mounts[0], ==, "/home/alice/Private");
+  /* Escaped blanks come back as blanks; a second sig on the mount counts. */
+  g_assert_cmpstr (mounts[1], ==, "/srv/My Files");
+
+  none = eta_mount_table_mounts_for_sig (path, "3333333333333333");
+  g_assert_cmpuint (g_strv_length (none), ==, 0);
+  g_unlink (path);
+}
+
+static void
+test_missing_file (void)
+{
+  g_auto (GStrv) mounts = eta_mount_table_mounts_for_sig ("/nonexistent/mountinfo", "939a");
+  g_assert_nonnull (mounts);
+  g_assert_cmpuint (g_strv_length (mounts), ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/agent/mount-table/mounts-for-sig", test_mounts_for_sig);
+  g_test_add_func ("/agent/mount-table/missing-file", test_missing_file);
+  return g_test_run ();
+}
