@@ -161,6 +161,7 @@ typedef struct
   GBytes *session_key;
   gchar *requester;
   guint pid;
+  gint64 caller_deadline;   /* monotonic µs; 0 when the caller did not say */
 } UnwrapCall;
 
 static void
@@ -170,6 +171,26 @@ unwrap_call_free (UnwrapCall *call)
   g_bytes_unref (call->session_key);
   g_free (call->requester);
   g_free (call);
+}
+
+/* The PIN came after the caller (the kernel, through ecryptfsd) gave up: the
+ * open failed, but the token is unlocked now and a retry will work. */
+static void
+notify_unlocked_late (UnwrapCall *call)
+{
+  GApplication *application = g_application_get_default ();
+  g_autoptr (GNotification) notification = NULL;
+
+  g_message ("the PIN came after %s stopped waiting; telling the person to retry",
+             call->requester);
+  if (application == NULL)
+    return;
+  notification = g_notification_new ("Token unlocked — open the file again");
+  g_notification_set_body (notification,
+                           "The PIN was entered after the file open had already failed. "
+                           "The token is unlocked now: open the file again.");
+  g_notification_set_priority (notification, G_NOTIFICATION_PRIORITY_HIGH);
+  g_application_send_notification (application, "unlocked-late", notification);
 }
 
 static void
@@ -209,6 +230,8 @@ on_unwrapped (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   g_message ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
              fingerprint);
+  if (call->caller_deadline != 0 && g_get_monotonic_time () > call->caller_deadline)
+    notify_unlocked_late (call);
   g_dbus_method_invocation_return_value (
       call->invocation,
       g_variant_new ("(@ay@ay)",
@@ -264,6 +287,11 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
   call->requester = g_utf8_make_valid (requester_name, MIN (strlen (requester_name), 64));
   if (!g_variant_lookup (details, "pid", "u", &call->pid))
     call->pid = 0;
+  {
+    guint32 timeout_ms = 0;
+    if (g_variant_lookup (details, "timeout-ms", "u", &timeout_ms) && timeout_ms > 0)
+      call->caller_deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  }
   requester.requester = call->requester;
   requester.pid = call->pid;
   eta_token_manager_unwrap_async (self->manager, fingerprint, padding, wrapped, &requester,

@@ -183,7 +183,7 @@ eta_agent_client_resolve (const gchar *fingerprint, guint timeout_ms, GError **e
 }
 
 static GVariant *
-request_details (void)
+request_details (guint timeout_ms)
 {
   g_autoptr (GVariantBuilder) builder = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
   const gchar *name = g_get_prgname ();
@@ -191,6 +191,9 @@ request_details (void)
   g_variant_builder_add (builder, "{sv}", "requester",
                          g_variant_new_string (name != NULL ? name : "ecryptfsd"));
   g_variant_builder_add (builder, "{sv}", "pid", g_variant_new_uint32 ((guint32) getpid ()));
+  /* How long this caller waits: a PIN entered later is still worth telling
+   * the person about, since the open itself has failed by then. */
+  g_variant_builder_add (builder, "{sv}", "timeout-ms", g_variant_new_uint32 (timeout_ms));
   return g_variant_builder_end (builder);
 }
 
@@ -236,7 +239,7 @@ eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
                                                 eta_seal_session_get_public_key (session),
                                                 ETA_SEAL_PUBLIC_KEY_LEN, 1),
-                     request_details ()),
+                     request_details ((guint) remaining_ms (deadline))),
       G_VARIANT_TYPE ("(ayay)"), G_DBUS_CALL_FLAGS_NONE, remaining_ms (deadline),
       NULL, error);
   if (reply == NULL)

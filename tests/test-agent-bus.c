@@ -613,6 +613,113 @@ test_bus_capture_has_no_plaintext (Fixture *fixture, gconstpointer data)
     }
 }
 
+/* ---- a PIN that comes after the caller stopped waiting ---- */
+
+static const gchar notifications_xml[] =
+  "<node><interface name='org.freedesktop.Notifications'>"
+  "<method name='Notify'><arg type='s' direction='in'/><arg type='u' direction='in'/>"
+  "<arg type='s' direction='in'/><arg type='s' direction='in'/><arg type='s' direction='in'/>"
+  "<arg type='as' direction='in'/><arg type='a{sv}' direction='in'/>"
+  "<arg type='i' direction='in'/><arg type='u' direction='out'/></method>"
+  "<method name='GetCapabilities'><arg type='as' direction='out'/></method>"
+  "</interface></node>";
+
+static void
+on_notification_call (GDBusConnection *connection, const gchar *sender, const gchar *path,
+                      const gchar *interface, const gchar *method, GVariant *parameters,
+                      GDBusMethodInvocation *invocation, gpointer user_data)
+{
+  GPtrArray *summaries = user_data;
+
+  if (g_str_equal (method, "Notify"))
+    {
+      const gchar *summary = NULL;
+      g_variant_get_child (parameters, 3, "&s", &summary);
+      g_ptr_array_add (summaries, g_strdup (summary));
+      g_dbus_method_invocation_return_value (invocation, g_variant_new ("(u)", 1));
+    }
+  else
+    g_dbus_method_invocation_return_value (invocation,
+                                           g_variant_new_parsed ("(@as ['body'],)"));
+}
+
+typedef struct
+{
+  Fixture *fixture;
+  GBytes *wrapped;
+  gboolean ok;
+  gboolean done;
+} LateUnwrap;
+
+static gpointer
+late_unwrap_thread (gpointer data)
+{
+  LateUnwrap *job = data;
+  g_autoptr (GDBusConnection) connection = eta_test_session_bus ();
+  g_autoptr (GVariant) reply = NULL;
+  g_autoptr (GVariantBuilder) details = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
+  g_autoptr (GBytes) session_key = eta_test_random_bytes (32);
+
+  /* The caller says it waits 100 ms; the PIN comes much later. */
+  g_variant_builder_add (details, "{sv}", "timeout-ms", g_variant_new_uint32 (100));
+  reply = g_dbus_connection_call_sync (
+      connection, ETA_BUS_NAME, ETA_OBJECT_PATH, ETA_INTERFACE, "Unwrap",
+      g_variant_new ("(ss@ay@ay@a{sv})",
+                     job->fixture->token->fingerprint[ETA_TEST_KEY_RSA2048], "oaep",
+                     g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, job->wrapped, TRUE),
+                     g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, session_key, TRUE),
+                     g_variant_builder_end (details)),
+      G_VARIANT_TYPE ("(ayay)"), G_DBUS_CALL_FLAGS_NONE, CALL_TIMEOUT_MS, NULL, NULL);
+  job->ok = reply != NULL;
+  g_atomic_int_set (&job->done, TRUE);
+  return NULL;
+}
+
+static void
+test_late_pin_notifies (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (GPtrArray) summaries = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GDBusNodeInfo) info = g_dbus_node_info_new_for_xml (notifications_xml, NULL);
+  g_autoptr (GBytes) public_key = eta_test_token_load_public_key (ETA_TEST_KEY_RSA2048);
+  const GDBusInterfaceVTable vtable = { on_notification_call, NULL, NULL };
+  LateUnwrap job = { fixture, NULL, FALSE, FALSE };
+  GThread *thread;
+  gint64 deadline;
+  guint owner, registration;
+
+  registration = g_dbus_connection_register_object (fixture->connection,
+                                                    "/org/freedesktop/Notifications",
+                                                    info->interfaces[0], &vtable, summaries,
+                                                    NULL, NULL);
+  owner = g_bus_own_name_on_connection (fixture->connection, "org.freedesktop.Notifications",
+                                        G_BUS_NAME_OWNER_FLAGS_NONE, NULL, NULL, NULL, NULL);
+  job.wrapped = eta_test_rsa_encrypt (public_key, ETA_PADDING_OAEP, (const guint8 *) "k", 1);
+  thread = g_thread_new ("late-unwrap", late_unwrap_thread, &job);
+  g_assert_true (eta_test_agent_wait_for_prompts (fixture->agent, 1, 10000));
+  g_usleep (500 * 1000);
+  eta_test_agent_queue_answer (fixture->agent, ETA_TEST_TOKEN_PIN);
+
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while ((summaries->len == 0 || !g_atomic_int_get (&job.done))
+         && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, FALSE);
+  g_thread_join (thread);
+  g_assert_true (job.ok);
+  g_assert_cmpuint (summaries->len, ==, 1);
+  g_assert_nonnull (strstr (g_ptr_array_index (summaries, 0), "open the file again"));
+
+  /* In time: no notification. */
+  g_ptr_array_set_size (summaries, 0);
+  roundtrip (fixture, ETA_TEST_KEY_RSA2048, ETA_PADDING_OAEP, 19);
+  for (int i = 0; i < 20; i++)
+    g_main_context_iteration (NULL, FALSE);
+  g_assert_cmpuint (summaries->len, ==, 0);
+
+  g_bus_unown_name (owner);
+  g_dbus_connection_unregister_object (fixture->connection, registration);
+  g_bytes_unref (job.wrapped);
+}
+
 /* ---- callers running as another user are refused ---- */
 
 static void
@@ -704,6 +811,7 @@ main (int argc, char **argv)
   ADD ("/agent/bus/bad-ciphertexts", test_bad_ciphertexts);
   ADD ("/agent/bus/malformed-arguments", test_malformed_arguments);
   ADD ("/agent/bus/capture-has-no-plaintext", test_bus_capture_has_no_plaintext);
+  ADD ("/agent/bus/late-pin-notifies", test_late_pin_notifies);
   g_test_add_func ("/agent/bus/other-uid-refused", test_other_uid_refused);
   return g_test_run ();
 }
