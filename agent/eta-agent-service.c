@@ -13,6 +13,8 @@
 #include "eta-seal.h"
 
 #define MAX_WRAPPED_KEY_BYTES 512
+/* How long an insert-token prompt waits before the request fails. */
+#define ETA_INSERT_TOKEN_WAIT_MS 120000
 /* Unique names are never reused, so a sender's uid never changes; the cache
  * only has to stay bounded. */
 #define MAX_CACHED_SENDERS 256
@@ -161,6 +163,8 @@ typedef struct
   GBytes *session_key;
   gchar *requester;
   guint pid;
+  gchar *key_label;
+  gchar *token_label;
   gint64 caller_deadline;   /* monotonic µs; 0 when the caller did not say */
 } UnwrapCall;
 
@@ -170,6 +174,8 @@ unwrap_call_free (UnwrapCall *call)
   g_object_unref (call->invocation);
   g_bytes_unref (call->session_key);
   g_free (call->requester);
+  g_free (call->key_label);
+  g_free (call->token_label);
   g_free (call);
 }
 
@@ -292,8 +298,18 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
     if (g_variant_lookup (details, "timeout-ms", "u", &timeout_ms) && timeout_ms > 0)
       call->caller_deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
   }
+  {
+    const gchar *label = NULL;
+    if (g_variant_lookup (details, "key-label", "&s", &label))
+      call->key_label = g_utf8_make_valid (label, MIN (strlen (label), 255));
+    if (g_variant_lookup (details, "token-label", "&s", &label))
+      call->token_label = g_utf8_make_valid (label, MIN (strlen (label), 255));
+  }
   requester.requester = call->requester;
   requester.pid = call->pid;
+  requester.key_label = call->key_label;
+  requester.token_label = call->token_label;
+  requester.insert_wait_ms = ETA_INSERT_TOKEN_WAIT_MS;
   eta_token_manager_unwrap_async (self->manager, fingerprint, padding, wrapped, &requester,
                                   NULL, on_unwrapped, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;

@@ -24,3 +24,20 @@ eta_prompter_request_pin_finish (EtaPrompter *self, GAsyncResult *result, GError
   g_return_val_if_fail (ETA_IS_PROMPTER (self), NULL);
   return ETA_PROMPTER_GET_IFACE (self)->request_pin_finish (self, result, error);
 }
+
+void
+eta_prompter_ask_for_token_async (EtaPrompter *self, EtaPinRequest *request,
+                                  GCancellable *dismiss, GAsyncReadyCallback callback,
+                                  gpointer user_data)
+{
+  g_return_if_fail (ETA_IS_PROMPTER (self));
+  ETA_PROMPTER_GET_IFACE (self)->ask_for_token_async (self, request, dismiss, callback,
+                                                      user_data);
+}
+
+gboolean
+eta_prompter_ask_for_token_finish (EtaPrompter *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail (ETA_IS_PROMPTER (self), FALSE);
+  return ETA_PROMPTER_GET_IFACE (self)->ask_for_token_finish (self, result, error);
+}

@@ -24,6 +24,10 @@ struct _EtaPrompterInterface
                              GCancellable *cancellable, GAsyncReadyCallback callback,
                              gpointer user_data);
   EtaSecret *(*request_pin_finish) (EtaPrompter *self, GAsyncResult *result, GError **error);
+
+  void (*ask_for_token_async) (EtaPrompter *self, EtaPinRequest *request, GCancellable *dismiss,
+                               GAsyncReadyCallback callback, gpointer user_data);
+  gboolean (*ask_for_token_finish) (EtaPrompter *self, GAsyncResult *result, GError **error);
 };
 
 /* Called on the main thread. The PIN comes back in an EtaSecret, never a string. */
@@ -31,6 +35,16 @@ void eta_prompter_request_pin_async (EtaPrompter *self, EtaPinRequest *request,
                                      GCancellable *cancellable,
                                      GAsyncReadyCallback callback, gpointer user_data);
 EtaSecret *eta_prompter_request_pin_finish (EtaPrompter *self, GAsyncResult *result,
+                                            GError **error);
+
+/* Asks the person to insert the token named in @request. The agent ends the
+ * prompt by cancelling @dismiss (the token appeared, or the wait timed out):
+ * then it finishes with TRUE. The person pressing Cancel finishes with FALSE
+ * and ETA_AGENT_ERROR_CANCELLED. Called on the main thread. */
+void eta_prompter_ask_for_token_async (EtaPrompter *self, EtaPinRequest *request,
+                                       GCancellable *dismiss, GAsyncReadyCallback callback,
+                                       gpointer user_data);
+gboolean eta_prompter_ask_for_token_finish (EtaPrompter *self, GAsyncResult *result,
                                             GError **error);
 
 G_END_DECLS

@@ -198,11 +198,78 @@ eta_terminal_prompter_request_pin_finish (EtaPrompter *prompter, GAsyncResult *r
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+/* Insert-token: the line read waits on the terminal and on @dismiss; a line
+ * or end of input means the person cancels. */
+static void
+ask_for_token_in_thread (GTask *task, gpointer source, gpointer task_data,
+                         GCancellable *dismiss)
+{
+  PromptJob *job = task_data;
+  EtaTerminalPrompter *self = job->prompter;
+  g_autoptr (EtaSecret) line = eta_secret_new (MAX_PIN_BYTES);
+  g_autofree gchar *short_fpr = eta_pin_request_dup_short_fingerprint (job->request);
+  g_autofree gchar *text = NULL;
+  int result;
+
+  text = g_strdup_printf ("\necryptfs-token-agent: %s (pid %u) needs the key \"%s\" (%s).\n"
+                          "Insert the token \"%s\" that holds it (press Enter to cancel): ",
+                          eta_pin_request_get_requester (job->request),
+                          eta_pin_request_get_requester_pid (job->request),
+                          eta_pin_request_get_key_label (job->request), short_fpr,
+                          eta_pin_request_get_token_label (job->request));
+  g_mutex_lock (&self->one_prompt_at_a_time);
+  write_text (self->fd, text);
+  result = read_line (self->fd, line, dismiss);
+  write_text (self->fd, result < 0 && errno == ECANCELED ? "\nToken found.\n" : "\nCancelled.\n");
+  g_mutex_unlock (&self->one_prompt_at_a_time);
+
+  if (result < 0 && errno == ECANCELED)
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
+                             "the insert-token prompt was cancelled");
+}
+
+static gpointer
+ask_for_token_thread (gpointer data)
+{
+  g_autoptr (GTask) task = data;
+  ask_for_token_in_thread (task, g_task_get_source_object (task), g_task_get_task_data (task),
+                           g_task_get_cancellable (task));
+  return NULL;
+}
+
+static void
+eta_terminal_prompter_ask_for_token_async (EtaPrompter *prompter, EtaPinRequest *request,
+                                           GCancellable *dismiss, GAsyncReadyCallback callback,
+                                           gpointer user_data)
+{
+  EtaTerminalPrompter *self = ETA_TERMINAL_PROMPTER (prompter);
+  g_autoptr (GTask) task = g_task_new (self, dismiss, callback, user_data);
+  PromptJob *job = g_new0 (PromptJob, 1);
+
+  g_task_set_source_tag (task, eta_terminal_prompter_ask_for_token_async);
+  g_task_set_check_cancellable (task, FALSE);
+  job->prompter = self;
+  job->request = g_object_ref (request);
+  g_task_set_task_data (task, job, (GDestroyNotify) prompt_job_free);
+  g_thread_unref (g_thread_new ("token-prompt", ask_for_token_thread, g_steal_pointer (&task)));
+}
+
+static gboolean
+eta_terminal_prompter_ask_for_token_finish (EtaPrompter *prompter, GAsyncResult *result,
+                                            GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
 static void
 eta_terminal_prompter_iface_init (EtaPrompterInterface *iface)
 {
   iface->request_pin_async = eta_terminal_prompter_request_pin_async;
   iface->request_pin_finish = eta_terminal_prompter_request_pin_finish;
+  iface->ask_for_token_async = eta_terminal_prompter_ask_for_token_async;
+  iface->ask_for_token_finish = eta_terminal_prompter_ask_for_token_finish;
 }
 
 static void

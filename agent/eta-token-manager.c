@@ -17,6 +17,10 @@
 
 /* pkcs11-helper's own retry loop: the person gets this many tries per unwrap. */
 #define MAX_LOGIN_TRIES 3
+/* How often to look for an inserted token while the insert prompt shows.
+ * Slot events would be faster, but SoftHSM2 and many readers only support
+ * polling through pkcs11-helper anyway. */
+#define ETA_TOKEN_POLL_MS 500
 
 typedef struct
 {
@@ -53,6 +57,10 @@ struct _EtaTokenManager
    * and logging out take it exclusively; token operations share it. */
   GRWLock pkcs11_lock;
   GMutex first_enumeration;
+
+  /* One insert-token prompt at a time, and which requests it answered. */
+  GMutex insert_prompt_lock;
+  guint64 insert_cancelled_through;
 };
 
 G_DEFINE_FINAL_TYPE (EtaTokenManager, eta_token_manager, G_TYPE_OBJECT)
@@ -570,6 +578,8 @@ typedef struct
   EtaPadding padding;
   GBytes *wrapped;
   gchar *requester;
+  gchar *key_label;
+  gchar *token_label;
   EtaRequester requester_info;
   guint64 sequence;
   gchar *full_fingerprint;
@@ -581,6 +591,8 @@ unwrap_job_free (UnwrapJob *job)
   g_free (job->fingerprint);
   g_bytes_unref (job->wrapped);
   g_free (job->requester);
+  g_free (job->key_label);
+  g_free (job->token_label);
   g_free (job->full_fingerprint);
   g_free (job);
 }
@@ -616,6 +628,135 @@ get_certificate (EtaTokenManager *self, EtaTokenKey *key, GError **error)
   return certificate;
 }
 
+/* ---- waiting for a token to be inserted ---- */
+
+typedef struct
+{
+  EtaTokenManager *self;
+  EtaPinRequest *request;
+  GCancellable *dismiss;
+  GMutex mutex;
+  GCond cond;
+  gboolean done;
+  gboolean person_cancelled;
+} TokenWait;
+
+static void
+on_token_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  TokenWait *wait = user_data;
+  g_autoptr (GError) error = NULL;
+  gboolean dismissed = eta_prompter_ask_for_token_finish (ETA_PROMPTER (source), result, &error);
+
+  g_mutex_lock (&wait->mutex);
+  wait->person_cancelled = !dismissed;
+  wait->done = TRUE;
+  g_cond_signal (&wait->cond);
+  g_mutex_unlock (&wait->mutex);
+}
+
+static gboolean
+start_token_prompt (gpointer user_data)
+{
+  TokenWait *wait = user_data;
+  eta_prompter_ask_for_token_async (wait->self->prompter, wait->request, wait->dismiss,
+                                    on_token_prompt_done, wait);
+  return G_SOURCE_REMOVE;
+}
+
+/* Worker thread: asks for the token and looks for the key every half second
+ * until it appears, the person cancels, or the wait runs out. One prompt at
+ * a time; requests that waited behind a cancelled one fail with it. */
+static EtaTokenKey *
+wait_for_token (EtaTokenManager *self, UnwrapJob *job, GError **error)
+{
+  TokenWait wait = { 0 };
+  EtaTokenKey *key = NULL;
+  gint64 deadline;
+  gboolean cancelled_before;
+
+  g_mutex_lock (&self->insert_prompt_lock);
+  g_mutex_lock (&self->lock);
+  cancelled_before = job->sequence <= self->insert_cancelled_through;
+  g_mutex_unlock (&self->lock);
+  if (cancelled_before)
+    {
+      g_mutex_unlock (&self->insert_prompt_lock);
+      g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
+                   "the request to insert the token was cancelled");
+      return NULL;
+    }
+  /* It may have come while this request waited for the prompt. */
+  key = find_key (self, job->fingerprint, NULL);
+  if (key != NULL)
+    {
+      g_mutex_unlock (&self->insert_prompt_lock);
+      return key;
+    }
+
+  wait.self = self;
+  wait.request = eta_pin_request_new (job->token_label, "", job->key_label ? job->key_label : "",
+                                      job->fingerprint, job->requester, job->requester_info.pid,
+                                      0);
+  wait.dismiss = g_cancellable_new ();
+  g_mutex_init (&wait.mutex);
+  g_cond_init (&wait.cond);
+  g_main_context_invoke (self->main_context, start_token_prompt, &wait);
+
+  deadline = g_get_monotonic_time () + (gint64) job->requester_info.insert_wait_ms * 1000;
+  for (;;)
+    {
+      gboolean done;
+
+      g_mutex_lock (&wait.mutex);
+      g_cond_wait_until (&wait.cond, &wait.mutex,
+                         g_get_monotonic_time () + ETA_TOKEN_POLL_MS * 1000);
+      done = wait.done;
+      g_mutex_unlock (&wait.mutex);
+      if (done)
+        break;
+      if (refresh_keys (self, PKCS11H_ENUM_METHOD_RELOAD, NULL))
+        {
+          g_mutex_lock (&self->lock);
+          key = eta_token_key_find (self->keys, job->fingerprint, NULL);
+          if (key != NULL)
+            g_object_ref (key);
+          g_mutex_unlock (&self->lock);
+        }
+      if (key != NULL || g_get_monotonic_time () > deadline)
+        {
+          g_cancellable_cancel (wait.dismiss);
+          break;
+        }
+    }
+  g_mutex_lock (&wait.mutex);
+  while (!wait.done)
+    g_cond_wait (&wait.cond, &wait.mutex);
+  g_mutex_unlock (&wait.mutex);
+
+  if (key == NULL)
+    {
+      if (wait.person_cancelled)
+        {
+          g_mutex_lock (&self->lock);
+          self->insert_cancelled_through = self->last_sequence;
+          g_mutex_unlock (&self->lock);
+          g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
+                       "the request to insert the token was cancelled");
+        }
+      else
+        g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_TOKEN_ABSENT,
+                     "no token holding key %.16s was inserted within %u s", job->fingerprint,
+                     job->requester_info.insert_wait_ms / 1000);
+    }
+  g_mutex_unlock (&self->insert_prompt_lock);
+  g_object_unref (wait.request);
+  g_object_unref (wait.dismiss);
+  g_mutex_clear (&wait.mutex);
+  g_cond_clear (&wait.cond);
+  return key;
+}
+
 static void
 unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
 {
@@ -635,6 +776,12 @@ unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
   CK_RV rv;
 
   key = find_key (self, job->fingerprint, &error);
+  if (key == NULL && self->prompter != NULL && job->requester_info.insert_wait_ms > 0
+      && g_error_matches (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_KEY_NOT_FOUND))
+    {
+      g_clear_error (&error);
+      key = wait_for_token (self, job, &error);
+    }
   if (key == NULL)
     {
       g_task_return_error (task, error);
@@ -759,6 +906,11 @@ eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerprint,
                                                                : "unknown program");
   job->requester_info.requester = job->requester;
   job->requester_info.pid = requester ? requester->pid : 0;
+  job->key_label = g_strdup (requester ? requester->key_label : NULL);
+  job->token_label = g_strdup (requester ? requester->token_label : NULL);
+  job->requester_info.key_label = job->key_label;
+  job->requester_info.token_label = job->token_label;
+  job->requester_info.insert_wait_ms = requester ? requester->insert_wait_ms : 0;
   g_mutex_lock (&self->lock);
   job->sequence = ++self->last_sequence;
   g_mutex_unlock (&self->lock);
@@ -840,6 +992,7 @@ eta_token_manager_finalize (GObject *object)
   g_main_context_unref (self->main_context);
   g_mutex_clear (&self->lock);
   g_mutex_clear (&self->first_enumeration);
+  g_mutex_clear (&self->insert_prompt_lock);
   g_rw_lock_clear (&self->pkcs11_lock);
   G_OBJECT_CLASS (eta_token_manager_parent_class)->finalize (object);
 }
@@ -866,6 +1019,7 @@ eta_token_manager_init (EtaTokenManager *self)
 {
   g_mutex_init (&self->lock);
   g_mutex_init (&self->first_enumeration);
+  g_mutex_init (&self->insert_prompt_lock);
   g_rw_lock_init (&self->pkcs11_lock);
   self->workers = g_thread_pool_new (run_worker_job, NULL, 64, FALSE, NULL);
   self->certificates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, free_certificate);

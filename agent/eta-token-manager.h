@@ -34,6 +34,11 @@ typedef struct
 {
   const gchar *requester;
   guint pid;
+  /* How the caller names the key, for an insert-token prompt (may be NULL). */
+  const gchar *key_label;
+  const gchar *token_label;
+  /* Longest wait for the token to be inserted; 0 means do not ask. */
+  guint insert_wait_ms;
 } EtaRequester;
 
 void eta_token_manager_list_keys_async (EtaTokenManager *self, GCancellable *cancellable,

@@ -183,7 +183,7 @@ eta_agent_client_resolve (const gchar *fingerprint, guint timeout_ms, GError **e
 }
 
 static GVariant *
-request_details (guint timeout_ms)
+request_details (guint timeout_ms, const gchar *key_label, const gchar *token_label)
 {
   g_autoptr (GVariantBuilder) builder = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
   const gchar *name = g_get_prgname ();
@@ -194,11 +194,16 @@ request_details (guint timeout_ms)
   /* How long this caller waits: a PIN entered later is still worth telling
    * the person about, since the open itself has failed by then. */
   g_variant_builder_add (builder, "{sv}", "timeout-ms", g_variant_new_uint32 (timeout_ms));
+  if (key_label != NULL)
+    g_variant_builder_add (builder, "{sv}", "key-label", g_variant_new_string (key_label));
+  if (token_label != NULL)
+    g_variant_builder_add (builder, "{sv}", "token-label", g_variant_new_string (token_label));
   return g_variant_builder_end (builder);
 }
 
 gboolean
 eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
+                         const gchar *key_label, const gchar *token_label,
                          const guint8 *wrapped, gsize wrapped_len,
                          guint timeout_ms,
                          guint8 *plaintext, gsize *plaintext_len,
@@ -239,7 +244,7 @@ eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
                                                 eta_seal_session_get_public_key (session),
                                                 ETA_SEAL_PUBLIC_KEY_LEN, 1),
-                     request_details ((guint) remaining_ms (deadline))),
+                     request_details ((guint) remaining_ms (deadline), key_label, token_label)),
       G_VARIANT_TYPE ("(ayay)"), G_DBUS_CALL_FLAGS_NONE, remaining_ms (deadline),
       NULL, error);
   if (reply == NULL)

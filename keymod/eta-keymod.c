@@ -352,6 +352,9 @@ token_agent_decrypt (char *to, size_t *to_size, char *from, size_t from_size,
   eta_key_to_hex (blob.fingerprint, ETA_FINGERPRINT_LEN, fingerprint_hex);
   plaintext_len = *to_size;
   if (!eta_agent_client_unwrap (fingerprint_hex, blob.padding,
+                                g_utf8_validate (blob.key_label, -1, NULL) ? blob.key_label : NULL,
+                                g_utf8_validate (blob.token_label, -1, NULL) ? blob.token_label
+                                                                             : NULL,
                                 (const guint8 *) from, from_size,
                                 config.unwrap_timeout_ms,
                                 (guint8 *) to, &plaintext_len, &error))

@@ -4,6 +4,7 @@
 #include "eta-gtk-prompter.h"
 
 #include "eta-agent-error.h"
+#include "eta-insert-token-dialog.h"
 #include "eta-pin-dialog.h"
 
 struct _EtaGtkPrompter
@@ -84,11 +85,91 @@ eta_gtk_prompter_request_pin_finish (EtaPrompter *prompter, GAsyncResult *result
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+/* ---- insert token ---- */
+
+typedef struct
+{
+  EtaInsertTokenDialog *dialog;
+  gulong dismiss_handler;
+  GCancellable *dismiss;
+} TokenPromptData;
+
+static void
+token_prompt_data_free (TokenPromptData *data)
+{
+  if (data->dismiss_handler != 0)
+    g_cancellable_disconnect (data->dismiss, data->dismiss_handler);
+  g_clear_object (&data->dismiss);
+  if (data->dialog != NULL)
+    gtk_window_destroy (GTK_WINDOW (data->dialog));
+  g_free (data);
+}
+
+static gboolean
+finish_dismissed (gpointer user_data)
+{
+  GTask *task = user_data;
+  g_task_return_boolean (task, TRUE);
+  g_object_unref (task);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_dismiss (GCancellable *dismiss, gpointer user_data)
+{
+  GTask *task = user_data;
+  TokenPromptData *data = g_task_get_task_data (task);
+
+  /* From whatever thread cancelled: finish on the main thread; the signal
+   * handler is disconnected there, so "cancelled" cannot fire any more. */
+  g_signal_handlers_disconnect_by_data (data->dialog, task);
+  g_idle_add (finish_dismissed, task);
+}
+
+static void
+on_token_prompt_cancelled (EtaInsertTokenDialog *dialog, gpointer user_data)
+{
+  GTask *task = user_data;
+  TokenPromptData *data = g_task_get_task_data (task);
+
+  g_cancellable_disconnect (data->dismiss, data->dismiss_handler);
+  data->dismiss_handler = 0;
+  g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
+                           "the insert-token prompt was cancelled");
+  g_object_unref (task);
+}
+
+static void
+eta_gtk_prompter_ask_for_token_async (EtaPrompter *prompter, EtaPinRequest *request,
+                                      GCancellable *dismiss, GAsyncReadyCallback callback,
+                                      gpointer user_data)
+{
+  GTask *task = g_task_new (prompter, NULL, callback, user_data);
+  TokenPromptData *data = g_new0 (TokenPromptData, 1);
+
+  g_task_set_source_tag (task, eta_gtk_prompter_ask_for_token_async);
+  data->dialog = eta_insert_token_dialog_new (request);
+  data->dismiss = g_object_ref (dismiss);
+  g_task_set_task_data (task, data, (GDestroyNotify) token_prompt_data_free);
+  g_signal_connect (data->dialog, "cancelled", G_CALLBACK (on_token_prompt_cancelled), task);
+  gtk_window_present (GTK_WINDOW (data->dialog));
+  data->dismiss_handler = g_cancellable_connect (dismiss, G_CALLBACK (on_dismiss), task, NULL);
+}
+
+static gboolean
+eta_gtk_prompter_ask_for_token_finish (EtaPrompter *prompter, GAsyncResult *result,
+                                       GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
 static void
 eta_gtk_prompter_iface_init (EtaPrompterInterface *iface)
 {
   iface->request_pin_async = eta_gtk_prompter_request_pin_async;
   iface->request_pin_finish = eta_gtk_prompter_request_pin_finish;
+  iface->ask_for_token_async = eta_gtk_prompter_ask_for_token_async;
+  iface->ask_for_token_finish = eta_gtk_prompter_ask_for_token_finish;
 }
 
 static void
