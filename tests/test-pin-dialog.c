@@ -4,6 +4,7 @@
 
 #include <gtk/gtk.h>
 
+#include "eta-insert-token-dialog.h"
 #include "eta-pin-dialog.h"
 
 #define FINGERPRINT "52b2144e5a46fc6d22084869895d3948702ed3f45f4f42b49059f69b7339c9c8"
@@ -73,7 +74,8 @@ save_screenshot (Fixture *fixture, const gchar *name)
   g_assert_nonnull (node);
   texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (widget)), node,
                                          &GRAPHENE_RECT_INIT (0, 0, width, height));
-  file = g_strdup_printf ("pin-dialog-%s.png", name);
+  file = g_strdup_printf ("%s%s.png", g_str_has_prefix (name, "insert") ? "" : "pin-dialog-",
+                          name);
   path = g_build_filename (dir, file, NULL);
   g_assert_true (gdk_texture_save_to_png (texture, path));
 }
@@ -264,6 +266,51 @@ test_close_is_cancel_once (Fixture *fixture, gconstpointer data)
   g_assert_false (fixture->last_response);
 }
 
+static void
+on_insert_cancelled (EtaInsertTokenDialog *dialog, gpointer user_data)
+{
+  (*(gint *) user_data)++;
+}
+
+static void
+test_insert_token (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (EtaPinRequest) request = make_request (0, ETA_PIN_FLAG_NONE);
+  EtaInsertTokenDialog *dialog = eta_insert_token_dialog_new (request);
+  g_autofree gchar *text = NULL;
+  gint cancelled = 0;
+
+  g_signal_connect (dialog, "cancelled", G_CALLBACK (on_insert_cancelled), &cancelled);
+  gtk_window_present (GTK_WINDOW (dialog));
+  gtk_test_widget_wait_for_draw (GTK_WIDGET (dialog));
+  fixture->dialog = (EtaPinDialog *) dialog;
+  save_screenshot (fixture, "insert-token");
+  text = all_label_text (fixture);
+  g_assert_nonnull (strstr (text, "Insert the token “Alice's Token”"));
+  g_assert_nonnull (strstr (text, "Alice key 2048"));
+  g_assert_nonnull (strstr (text, "52b2144e5a46fc6d"));
+  g_signal_emit_by_name (find_button (fixture, "_Cancel"), "clicked");
+  g_assert_cmpint (cancelled, ==, 1);
+  /* Closing after Cancel does not cancel twice. */
+  gtk_window_close (GTK_WINDOW (dialog));
+  fixture->dialog = NULL;
+  g_assert_cmpint (cancelled, ==, 1);
+}
+
+static void
+test_insert_token_closed_by_agent (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (EtaPinRequest) request = make_request (0, ETA_PIN_FLAG_NONE);
+  EtaInsertTokenDialog *dialog = eta_insert_token_dialog_new (request);
+  gint cancelled = 0;
+
+  g_signal_connect (dialog, "cancelled", G_CALLBACK (on_insert_cancelled), &cancelled);
+  gtk_window_present (GTK_WINDOW (dialog));
+  /* The token appeared: the agent destroys the dialog, which is no cancel. */
+  gtk_window_destroy (GTK_WINDOW (dialog));
+  g_assert_cmpint (cancelled, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -277,5 +324,7 @@ main (int argc, char **argv)
   ADD ("/ui/pin-dialog/locked", test_locked);
   ADD ("/ui/pin-dialog/pin-pad", test_pin_pad);
   ADD ("/ui/pin-dialog/close-is-cancel-once", test_close_is_cancel_once);
+  ADD ("/ui/insert-token-dialog/cancel", test_insert_token);
+  ADD ("/ui/insert-token-dialog/closed-by-agent", test_insert_token_closed_by_agent);
   return g_test_run ();
 }
