@@ -1050,6 +1050,34 @@ provider_is_trustworthy (const gchar *path, GError **error)
   return TRUE;
 }
 
+/* pkcs11h_addProvider initialises modules with NULL arguments, which tells
+ * SoftHSM2 (and others) that the application never calls it from two
+ * threads. The agent does, so it asks for the OS's locking. */
+static CK_RV
+add_provider (const gchar *reference, const gchar *path)
+{
+  static CK_C_INITIALIZE_ARGS os_locking = { NULL, NULL, NULL, NULL, CKF_OS_LOCKING_OK, NULL };
+  CK_C_INITIALIZE_ARGS_PTR init_args = &os_locking;
+  PKCS11H_BOOL allow_protected_auth = TRUE;
+  CK_RV rv;
+
+  rv = pkcs11h_registerProvider (reference);
+  if (rv == CKR_OK)
+    rv = pkcs11h_setProviderProperty (reference, PKCS11H_PROVIDER_PROPERTY_LOCATION, path,
+                                      strlen (path) + 1);
+  if (rv == CKR_OK)
+    rv = pkcs11h_setProviderProperty (reference, PKCS11H_PROVIDER_PROPERTY_ALLOW_PROTECTED_AUTH,
+                                      &allow_protected_auth, sizeof allow_protected_auth);
+  if (rv == CKR_OK)
+    rv = pkcs11h_setProviderProperty (reference, PKCS11H_PROVIDER_PROPERTY_INIT_ARGS,
+                                      &init_args, sizeof init_args);
+  if (rv == CKR_OK)
+    rv = pkcs11h_initializeProvider (reference);
+  if (rv != CKR_OK)
+    pkcs11h_removeProvider (reference);
+  return rv;
+}
+
 EtaTokenManager *
 eta_token_manager_new (const gchar * const *providers, EtaPrompter *prompter, GError **error)
 {
@@ -1088,8 +1116,7 @@ eta_token_manager_new (const gchar * const *providers, EtaPrompter *prompter, GE
           g_warning ("%s", provider_error->message);
           continue;
         }
-      rv = pkcs11h_addProvider (reference, providers[i], TRUE, PKCS11H_PRIVATEMODE_MASK_AUTO,
-                                PKCS11H_SLOTEVENT_METHOD_AUTO, 0, FALSE);
+      rv = add_provider (reference, providers[i]);
       if (rv != CKR_OK)
         {
           g_warning ("cannot load PKCS#11 provider %s: %s", providers[i],
