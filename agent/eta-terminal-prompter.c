@@ -60,6 +60,10 @@ describe_request (EtaPinRequest *request)
                           eta_pin_request_get_token_serial (request));
   if (eta_pin_request_get_retry (request) > 0)
     g_string_append (text, "Wrong PIN, try again.\n");
+  if (eta_pin_request_get_flags (request) & ETA_PIN_FLAG_FINAL_TRY)
+    g_string_append (text, "Final try: if this PIN is wrong, the token blocks its PIN.\n");
+  else if (eta_pin_request_get_flags (request) & ETA_PIN_FLAG_COUNT_LOW)
+    g_string_append (text, "Only a few tries are left before the token blocks its PIN.\n");
   g_string_append_printf (text, "PIN for %s (empty line cancels): ",
                           eta_pin_request_get_token_label (request));
   return g_string_free (text, FALSE);
@@ -136,6 +140,17 @@ prompt_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable
   gboolean restore = FALSE;
   int result;
 
+  if (eta_pin_request_get_flags (job->request) & ETA_PIN_FLAG_LOCKED)
+    {
+      g_autofree gchar *locked = g_strdup_printf (
+          "\necryptfs-token-agent: the PIN of token \"%s\" is blocked. Unblock it with the "
+          "token's PUK or security officer PIN, then try again.\n",
+          eta_pin_request_get_token_label (job->request));
+      write_text (self->fd, locked);
+      g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_PIN_LOCKED,
+                               "the token's PIN is blocked");
+      return;
+    }
   g_mutex_lock (&self->one_prompt_at_a_time);
   /* Echo goes off before the prompt appears, so nothing typed in answer to
    * it can ever be shown. */

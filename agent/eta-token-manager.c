@@ -307,8 +307,16 @@ on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t toke
   g_mutex_unlock (&call.mutex);
   g_mutex_clear (&call.mutex);
   g_cond_clear (&call.cond);
-  g_object_unref (call.request);
 
+  if (call.pin == NULL && (eta_pin_request_get_flags (call.request) & ETA_PIN_FLAG_LOCKED))
+    {
+      /* Whatever the dialog answered, the reason is the blocked PIN. */
+      g_clear_error (&call.error);
+      g_set_error (&call.error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_PIN_LOCKED,
+                   "the PIN of token %s is blocked; unblock it with the PUK or SO PIN",
+                   eta_token_key_get_token_label (context->key));
+    }
+  g_object_unref (call.request);
   if (call.pin == NULL)
     {
       if (g_error_matches (call.error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED))
@@ -757,12 +765,35 @@ wait_for_token (EtaTokenManager *self, UnwrapJob *job, GError **error)
   return key;
 }
 
-static void
-unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+static gboolean
+token_went_away (CK_RV rv)
 {
-  EtaTokenManager *self = source;
-  UnwrapJob *job = data;
-  GError *error = NULL;
+  return rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_DEVICE_REMOVED
+         || rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED
+         || rv == CKR_DEVICE_ERROR || rv == CKR_SLOT_ID_INVALID;
+}
+
+/* After a token was pulled out: its certificate object holds a dead session,
+ * and the key list still names it. */
+static void
+forget_token (EtaTokenManager *self, EtaTokenKey *key)
+{
+  g_autofree gchar *cache_key = g_strdup_printf ("%s %s", eta_token_key_get_fingerprint (key),
+                                                 eta_token_key_get_token_identity (key));
+  g_rw_lock_writer_lock (&self->pkcs11_lock);
+  g_mutex_lock (&self->lock);
+  g_hash_table_remove (self->certificates, cache_key);
+  set_logged_in (self, token_state_lookup (self, eta_token_key_get_certificate_id (key)->token_id),
+                 FALSE);
+  g_mutex_unlock (&self->lock);
+  g_rw_lock_writer_unlock (&self->pkcs11_lock);
+}
+
+/* One attempt on the key's token. *token_gone tells that the token vanished,
+ * so that the caller can ask for it and try again. */
+static EtaSecret *
+unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError **error)
+{
   g_autoptr (EtaTokenKey) key = NULL;
   g_autoptr (EtaSecret) plaintext = NULL;
   UnwrapContext context = { 0 };
@@ -771,22 +802,25 @@ unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
   pkcs11h_certificate_t certificate;
   TokenState *token_state;
   g_autofree gchar *what = NULL;
+  GError *local_error = NULL;
   size_t size;
   gsize modulus_bytes;
   CK_RV rv;
 
-  key = find_key (self, job->fingerprint, &error);
+  *token_gone = FALSE;
+  key = find_key (self, job->fingerprint, &local_error);
   if (key == NULL && self->prompter != NULL && job->requester_info.insert_wait_ms > 0
-      && g_error_matches (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_KEY_NOT_FOUND))
+      && g_error_matches (local_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_KEY_NOT_FOUND))
     {
-      g_clear_error (&error);
-      key = wait_for_token (self, job, &error);
+      g_clear_error (&local_error);
+      key = wait_for_token (self, job, &local_error);
     }
   if (key == NULL)
     {
-      g_task_return_error (task, error);
-      return;
+      g_propagate_error (error, local_error);
+      return NULL;
     }
+  g_free (job->full_fingerprint);
   job->full_fingerprint = g_strdup (eta_token_key_get_fingerprint (key));
   what = g_strdup_printf ("decrypting with key %.16s (%s) on token %s",
                           eta_token_key_get_fingerprint (key), eta_token_key_get_label (key),
@@ -797,19 +831,16 @@ unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
   modulus_bytes = (eta_token_key_get_bits (key) + 7) / 8;
   if (g_bytes_get_size (job->wrapped) != modulus_bytes)
     {
-      g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_INVALID_ARGUMENT,
-                               "the wrapped key is %zu bytes; key %.16s needs exactly %zu",
-                               g_bytes_get_size (job->wrapped),
-                               eta_token_key_get_fingerprint (key), modulus_bytes);
-      return;
+      g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_INVALID_ARGUMENT,
+                   "the wrapped key is %zu bytes; key %.16s needs exactly %zu",
+                   g_bytes_get_size (job->wrapped), eta_token_key_get_fingerprint (key),
+                   modulus_bytes);
+      return NULL;
     }
 
-  certificate = get_certificate (self, key, &error);
+  certificate = get_certificate (self, key, error);
   if (certificate == NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
+    return NULL;
   if (job->padding == ETA_PADDING_OAEP)
     {
       mechanism.mechanism = CKM_RSA_PKCS_OAEP;
@@ -848,16 +879,20 @@ unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
   g_mutex_unlock (&token_state->operation_lock);
   g_private_set (&current_unwrap, NULL);
 
+  if (token_went_away (rv))
+    {
+      g_clear_error (&context.prompt_error);
+      forget_token (self, key);
+      *token_gone = TRUE;
+      eta_agent_error_set_from_ckr (error, rv, what);
+      return NULL;
+    }
+
   g_mutex_lock (&self->lock);
-  {
-    pkcs11h_token_id_t token = eta_token_key_get_certificate_id (key)->token_id;
-    TokenState *state = token_state_lookup (self, token);
-    if (rv == CKR_OK)
-      set_logged_in (self, state, TRUE);
-    else if (context.prompt_error != NULL || context.relogin_refused
-             || rv == CKR_PIN_INCORRECT)
-      set_logged_in (self, state, FALSE);
-  }
+  if (rv == CKR_OK)
+    set_logged_in (self, token_state, TRUE);
+  else if (context.prompt_error != NULL || context.relogin_refused || rv == CKR_PIN_INCORRECT)
+    set_logged_in (self, token_state, FALSE);
   g_mutex_unlock (&self->lock);
 
   if (rv != CKR_OK)
@@ -867,25 +902,44 @@ unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
           /* The operation failed and pkcs11-helper dropped the login to
            * retry; the real cause is the ciphertext, not the PIN. */
           g_clear_error (&context.prompt_error);
-          g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
-                                   "%s: the token could not decrypt this ciphertext with "
-                                   "this key", what);
+          g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
+                       "%s: the token could not decrypt this ciphertext with this key", what);
         }
       else if (context.prompt_error != NULL)
         {
           g_prefix_error (&context.prompt_error, "%s: ", what);
-          g_task_return_error (task, context.prompt_error);
+          g_propagate_error (error, context.prompt_error);
         }
       else
-        {
-          eta_agent_error_set_from_ckr (&error, rv, what);
-          g_task_return_error (task, error);
-        }
-      return;
+        eta_agent_error_set_from_ckr (error, rv, what);
+      return NULL;
     }
   g_clear_error (&context.prompt_error);
   eta_secret_set_length (plaintext, size);
-  g_task_return_pointer (task, g_steal_pointer (&plaintext), (GDestroyNotify) eta_secret_unref);
+  return g_steal_pointer (&plaintext);
+}
+
+static void
+unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  EtaTokenManager *self = source;
+  UnwrapJob *job = data;
+  GError *error = NULL;
+  gboolean token_gone = FALSE;
+  EtaSecret *plaintext = unwrap_once (self, job, &token_gone, &error);
+
+  /* A token pulled out since the last look: ask for it once, as if it had
+   * never been seen. */
+  if (plaintext == NULL && token_gone)
+    {
+      g_clear_error (&error);
+      refresh_keys (self, PKCS11H_ENUM_METHOD_RELOAD, NULL);
+      plaintext = unwrap_once (self, job, &token_gone, &error);
+    }
+  if (plaintext == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, plaintext, (GDestroyNotify) eta_secret_unref);
 }
 
 void
