@@ -64,8 +64,13 @@ describe_request (EtaPinRequest *request)
     g_string_append (text, "Final try: if this PIN is wrong, the token blocks its PIN.\n");
   else if (eta_pin_request_get_flags (request) & ETA_PIN_FLAG_COUNT_LOW)
     g_string_append (text, "Only a few tries are left before the token blocks its PIN.\n");
-  g_string_append_printf (text, "PIN for %s (empty line cancels): ",
-                          eta_pin_request_get_token_label (request));
+  if (eta_pin_request_get_flags (request) & ETA_PIN_FLAG_PROTECTED_PATH)
+    g_string_append_printf (text, "Enter the PIN of %s on the reader's keypad "
+                            "(press Enter here to cancel): ",
+                            eta_pin_request_get_token_label (request));
+  else
+    g_string_append_printf (text, "PIN for %s (empty line cancels): ",
+                            eta_pin_request_get_token_label (request));
   return g_string_free (text, FALSE);
 }
 
@@ -164,7 +169,9 @@ prompt_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable
   result = read_line (self->fd, pin, cancellable);
   if (restore)
     tcsetattr (self->fd, TCSANOW, &saved);
-  write_text (self->fd, result == 1 ? "\n" : "\nCancelled.\n");
+  /* Dismissed by the agent (a PIN pad finished): no "Cancelled" then. */
+  write_text (self->fd, result == 1 || (result < 0 && errno == ECANCELED) ? "\n"
+                                                                         : "\nCancelled.\n");
   g_mutex_unlock (&self->one_prompt_at_a_time);
 
   if (result == 1)

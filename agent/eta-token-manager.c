@@ -636,6 +636,97 @@ get_certificate (EtaTokenManager *self, EtaTokenKey *key, GError **error)
   return certificate;
 }
 
+/* ---- PIN-pad readers ---- */
+
+/* pkcs11-helper logs in on a PIN-pad reader without calling the PIN hook, so
+ * the agent shows the "use the keypad" prompt itself while the login runs. */
+typedef struct
+{
+  EtaTokenManager *self;
+  EtaPinRequest *request;
+  GCancellable *dismiss;
+  GMutex mutex;
+  GCond cond;
+  gboolean done;
+  gboolean person_cancelled;
+} PinPadPrompt;
+
+static void
+on_pin_pad_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  PinPadPrompt *prompt = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (EtaSecret) pin = eta_prompter_request_pin_finish (ETA_PROMPTER (source), result,
+                                                               &error);
+
+  g_mutex_lock (&prompt->mutex);
+  prompt->person_cancelled = !g_cancellable_is_cancelled (prompt->dismiss);
+  prompt->done = TRUE;
+  g_cond_signal (&prompt->cond);
+  g_mutex_unlock (&prompt->mutex);
+}
+
+static gboolean
+start_pin_pad_prompt (gpointer user_data)
+{
+  PinPadPrompt *prompt = user_data;
+  eta_prompter_request_pin_async (prompt->self->prompter, prompt->request, prompt->dismiss,
+                                  on_pin_pad_prompt_done, prompt);
+  return G_SOURCE_REMOVE;
+}
+
+/* Worker thread: shows the prompt when the key's token has a PIN pad and is
+ * not logged in; returns NULL otherwise. */
+static PinPadPrompt *
+pin_pad_prompt_start (EtaTokenManager *self, EtaTokenKey *key, TokenState *state,
+                      const UnwrapJob *job)
+{
+  PinPadPrompt *prompt;
+  gboolean logged_in;
+
+  g_mutex_lock (&self->lock);
+  logged_in = state->logged_in;
+  g_mutex_unlock (&self->lock);
+  if (logged_in || self->prompter == NULL
+      || !(read_pin_flags (self, eta_token_key_get_certificate_id (key)->token_id)
+           & ETA_PIN_FLAG_PROTECTED_PATH))
+    return NULL;
+
+  prompt = g_new0 (PinPadPrompt, 1);
+  prompt->self = self;
+  prompt->request = eta_pin_request_new (eta_token_key_get_token_label (key),
+                                         eta_token_key_get_token_serial (key),
+                                         eta_token_key_get_label (key),
+                                         eta_token_key_get_fingerprint (key), job->requester,
+                                         job->requester_info.pid, 0);
+  eta_pin_request_set_flags (prompt->request, ETA_PIN_FLAG_PROTECTED_PATH);
+  prompt->dismiss = g_cancellable_new ();
+  g_mutex_init (&prompt->mutex);
+  g_cond_init (&prompt->cond);
+  g_main_context_invoke (self->main_context, start_pin_pad_prompt, prompt);
+  return prompt;
+}
+
+/* Closes the prompt; TRUE if the person had pressed Cancel. */
+static gboolean
+pin_pad_prompt_finish (PinPadPrompt *prompt)
+{
+  gboolean person_cancelled;
+
+  g_cancellable_cancel (prompt->dismiss);
+  g_mutex_lock (&prompt->mutex);
+  while (!prompt->done)
+    g_cond_wait (&prompt->cond, &prompt->mutex);
+  person_cancelled = prompt->person_cancelled;
+  g_mutex_unlock (&prompt->mutex);
+  g_mutex_clear (&prompt->mutex);
+  g_cond_clear (&prompt->cond);
+  g_object_unref (prompt->request);
+  g_object_unref (prompt->dismiss);
+  g_free (prompt);
+  return person_cancelled;
+}
+
 /* ---- waiting for a token to be inserted ---- */
 
 typedef struct
@@ -801,6 +892,7 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
   CK_MECHANISM mechanism = { CKM_RSA_PKCS, NULL, 0 };
   pkcs11h_certificate_t certificate;
   TokenState *token_state;
+  PinPadPrompt *pin_pad;
   g_autofree gchar *what = NULL;
   GError *local_error = NULL;
   size_t size;
@@ -862,9 +954,13 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
   token_state = token_state_lookup (self, eta_token_key_get_certificate_id (key)->token_id);
   g_mutex_unlock (&self->lock);
   g_mutex_lock (&token_state->operation_lock);
+  pin_pad = pin_pad_prompt_start (self, key, token_state, job);
   g_rw_lock_reader_lock (&self->pkcs11_lock);
   rv = pkcs11h_certificate_ensureKeyAccess (certificate);
   context.logged_in_phase_done = TRUE;
+  if (pin_pad != NULL && pin_pad_prompt_finish (pin_pad) && rv != CKR_OK)
+    g_set_error (&context.prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
+                 "the PIN-pad prompt was cancelled");
   if (rv == CKR_OK)
     rv = pkcs11h_certificate_lockSession (certificate);
   if (rv == CKR_OK)

@@ -25,6 +25,16 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
 {
   fixture->token = eta_test_token_get ();
   eta_fault_control_reset ();
+  /* Settings pkcs11-helper reads only when it first meets the token. */
+  if (data != NULL)
+    {
+      g_auto (GStrv) settings = g_strsplit (data, ";", -1);
+      for (gsize i = 0; settings[i] != NULL; i++)
+        {
+          g_auto (GStrv) pair = g_strsplit (settings[i], "=", 2);
+          eta_fault_control_set (pair[0], pair[1]);
+        }
+    }
   fixture->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
   g_test_dbus_up (fixture->bus);
   fixture->agent = eta_test_agent_start (NULL);
@@ -173,6 +183,29 @@ test_final_try_warned (Fixture *fixture, gconstpointer data)
   g_assert_true (eta_test_agent_wait_for_output (fixture->agent, "Final try", 1000));
 }
 
+static void
+test_pin_pad_enter (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *job = start_unwrap (fixture);
+
+  g_assert_true (eta_test_agent_wait_for_output (fixture->agent, "keypad", 10000));
+  g_assert_true (eta_fault_control_wait_status ("pinpad_waiting", "1", 10000));
+  eta_fault_control_set ("pinpad", "enter");
+  finish_unwrap (fixture, job, TRUE, NULL);
+  /* The PIN never went through the agent. */
+  g_assert_cmpuint (eta_test_agent_get_prompt_count (fixture->agent), ==, 0);
+}
+
+static void
+test_pin_pad_cancel_on_reader (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *job = start_unwrap (fixture);
+
+  g_assert_true (eta_fault_control_wait_status ("pinpad_waiting", "1", 10000));
+  eta_fault_control_set ("pinpad", "cancel");
+  finish_unwrap (fixture, job, FALSE, "org.ecryptfs.TokenAgent1.Error.Cancelled");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -181,10 +214,17 @@ main (int argc, char **argv)
   eta_fault_control_setup ();
   g_setenv ("ETA_TEST_PROVIDER", eta_fault_control_get_module_path (), TRUE);
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
+#define ADD_WITH(path, settings, fn) \
+  g_test_add (path, Fixture, settings, fixture_set_up, fn, fixture_tear_down)
   ADD ("/agent/fault/insert-token-continues", test_insert_token_continues);
   ADD ("/agent/fault/insert-token-cancel", test_insert_token_cancel);
   ADD ("/agent/fault/token-pulled-out", test_token_pulled_out);
   ADD ("/agent/fault/pin-locked", test_pin_locked);
   ADD ("/agent/fault/final-try-warned", test_final_try_warned);
+  ADD_WITH ("/agent/fault/pin-pad-enter", "protected_auth_path=true;pinpad_pin=" ETA_TEST_TOKEN_PIN,
+            test_pin_pad_enter);
+  ADD_WITH ("/agent/fault/pin-pad-cancel-on-reader",
+            "protected_auth_path=true;pinpad_pin=" ETA_TEST_TOKEN_PIN,
+            test_pin_pad_cancel_on_reader);
   return g_test_run ();
 }
