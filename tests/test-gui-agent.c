@@ -6,6 +6,7 @@
 #include <gio/gio.h>
 
 #include "eta-agent-client.h"
+#include "eta-fault-control.h"
 #include "eta-test-agent.h"
 #include "eta-test-crypto.h"
 #include "eta-test-token.h"
@@ -50,6 +51,16 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
   const gchar *env[] = { display_env, NULL };
 
   fixture->token = eta_test_token_get ();
+  eta_fault_control_reset ();
+  if (data != NULL)
+    {
+      g_auto (GStrv) settings = g_strsplit (data, ";", -1);
+      for (gsize i = 0; settings[i] != NULL; i++)
+        {
+          g_auto (GStrv) pair = g_strsplit (settings[i], "=", 2);
+          eta_fault_control_set (pair[0], pair[1]);
+        }
+    }
   fixture->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
   g_test_dbus_up (fixture->bus);
   fixture->agent = eta_test_agent_start_full (env, FALSE, NULL);
@@ -136,7 +147,11 @@ unwrap_thread (gpointer data)
             && len == g_bytes_get_size (job->fek)
             && memcmp (plaintext, g_bytes_get_data (job->fek, NULL), len) == 0;
   if (error != NULL)
-    job->remote_error = g_dbus_error_get_remote_error (error);
+    {
+      job->remote_error = g_dbus_error_get_remote_error (error);
+      if (job->remote_error == NULL)
+        g_printerr ("unwrap failed: %s\n", error->message);
+    }
   return NULL;
 }
 
@@ -158,6 +173,8 @@ static void
 finish_unwrap (Unwrap *job, gboolean expect_ok, const gchar *expect_error)
 {
   g_thread_join (job->thread);
+  if (job->ok != expect_ok)
+    g_printerr ("unwrap ended with %s\n", job->remote_error);
   g_assert_cmpint (job->ok, ==, expect_ok);
   g_assert_cmpstr (job->remote_error, ==, expect_error);
   g_bytes_unref (job->fek);
@@ -240,6 +257,91 @@ test_twenty_requests_one_dialog (Fixture *fixture, gconstpointer data)
     finish_unwrap (jobs[i], TRUE, NULL);
 }
 
+/* Polls the dialog until its text contains @text. */
+static gchar *
+wait_for_dialog_text (const gchar *text)
+{
+  const gchar *describe[] = { "describe", "--timeout", "2", NULL };
+  gchar *shown = NULL;
+
+  for (int i = 0; i < 100; i++)
+    {
+      g_clear_pointer (&shown, g_free);
+      if (run_driver (describe, &shown) == 0 && strstr (shown, text) != NULL)
+        return shown;
+      g_usleep (100 * 1000);
+    }
+  g_printerr ("the dialog never said \"%s\"; last seen:\n%s\n", text, shown);
+  g_assert_not_reached ();
+}
+
+static void
+test_final_try_needs_confirmation (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *job = start_unwrap (fixture);
+  const gchar *unconfirmed[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
+  const gchar *confirm[] = { "press", "Try Anyway", NULL };
+  g_autofree gchar *shown = wait_for_dialog_text ("Final try");
+  g_autofree gchar *after = NULL;
+
+  screenshot ("final-try");
+  /* One press of Unlock sends nothing and asks to confirm. */
+  g_assert_cmpint (run_driver (unconfirmed, NULL), ==, 0);
+  after = wait_for_dialog_text ("Try Anyway");
+  g_assert_cmpuint (eta_fault_control_get_counter ("login_calls"), ==, 0);
+  g_assert_cmpint (run_driver (confirm, NULL), ==, 0);
+  finish_unwrap (job, TRUE, NULL);
+}
+
+static void
+test_locked (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *job = start_unwrap (fixture);
+  const gchar *close_it[] = { "cancel", NULL };
+  g_autofree gchar *shown = wait_for_dialog_text ("is blocked");
+
+  g_assert_null (strstr (shown, "password text"));
+  screenshot ("locked");
+  g_assert_cmpint (run_driver (close_it, NULL), ==, 0);
+  finish_unwrap (job, FALSE, "org.ecryptfs.TokenAgent1.Error.PinLocked");
+}
+
+static void
+test_insert_token_continues (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *job = start_unwrap (fixture);
+  const gchar *enter[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
+  g_autofree gchar *shown = wait_for_dialog_text ("Insert the token");
+  g_autofree gchar *next = NULL;
+
+  screenshot ("insert-token");
+  eta_fault_control_set ("present", "true");
+  /* The insert dialog goes by itself; the PIN dialog follows. */
+  next = wait_for_dialog_text ("Enter the PIN");
+  g_assert_null (strstr (next, "Insert the token"));
+  g_assert_cmpint (run_driver (enter, NULL), ==, 0);
+  finish_unwrap (job, TRUE, NULL);
+}
+
+static void
+test_pin_pad (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *job = start_unwrap (fixture);
+  g_autofree gchar *shown = wait_for_dialog_text ("keypad");
+  const gchar *count[] = { "count", "--timeout", "0", NULL };
+  g_autofree gchar *left = NULL;
+
+  g_assert_null (strstr (shown, "password text"));
+  screenshot ("pin-pad");
+  g_assert_true (eta_fault_control_wait_status ("pinpad_waiting", "1", 10000));
+  eta_fault_control_set ("pinpad", "enter");
+  finish_unwrap (job, TRUE, NULL);
+  /* The reader answered: no dialog is left behind. */
+  g_usleep (300 * 1000);
+  g_assert_cmpint (run_driver (count, &left), ==, 0);
+  g_assert_cmpstr (g_strstrip (left), ==, "0");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -247,10 +349,21 @@ main (int argc, char **argv)
   display = g_strdup (g_getenv ("DISPLAY"));
   g_assert_nonnull (display);
   point_at_accessibility_bus ();
+  eta_test_token_get ();
+  eta_fault_control_setup ();
+  g_setenv ("ETA_TEST_PROVIDER", eta_fault_control_get_module_path (), TRUE);
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
+#define ADD_WITH(path, settings, fn) \
+  g_test_add (path, Fixture, settings, fixture_set_up, fn, fixture_tear_down)
   ADD ("/gui/agent/right-pin", test_right_pin);
   ADD ("/gui/agent/wrong-then-right-pin", test_wrong_then_right_pin);
   ADD ("/gui/agent/cancel", test_cancel);
   ADD ("/gui/agent/twenty-requests-one-dialog", test_twenty_requests_one_dialog);
+  ADD_WITH ("/gui/agent/final-try-needs-confirmation", "pin_flags=final_try",
+            test_final_try_needs_confirmation);
+  ADD_WITH ("/gui/agent/locked", "pin_flags=locked", test_locked);
+  ADD_WITH ("/gui/agent/insert-token-continues", "present=false", test_insert_token_continues);
+  ADD_WITH ("/gui/agent/pin-pad", "protected_auth_path=true;pinpad_pin=" ETA_TEST_TOKEN_PIN,
+            test_pin_pad);
   return g_test_run ();
 }

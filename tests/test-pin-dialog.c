@@ -204,19 +204,20 @@ test_count_low (Fixture *fixture, gconstpointer data)
 static void
 test_final_try_needs_confirmation (Fixture *fixture, gconstpointer data)
 {
-  GtkWidget *check;
+  g_autofree gchar *text = NULL;
 
   open_dialog (fixture, 1, ETA_PIN_FLAG_FINAL_TRY);
   save_screenshot (fixture, "final-try");
   g_assert_cmpint (eta_pin_dialog_get_state (fixture->dialog), ==, ETA_PIN_DIALOG_STATE_CONFIRM);
-  check = find_widget (GTK_WIDGET (fixture->dialog), GTK_TYPE_CHECK_BUTTON, 0);
-  g_assert_true (gtk_widget_get_visible (check));
   gtk_editable_set_text (GTK_EDITABLE (pin_entry (fixture)), "1234");
-  /* Not confirmed: nothing is sent. */
+  /* The first press only asks for confirmation. */
   g_signal_emit_by_name (find_button (fixture, "_Unlock"), "clicked");
   g_assert_cmpint (fixture->responses, ==, 0);
-  gtk_check_button_set_active (GTK_CHECK_BUTTON (check), TRUE);
-  g_signal_emit_by_name (find_button (fixture, "_Unlock"), "clicked");
+  text = all_label_text (fixture);
+  g_assert_nonnull (strstr (text, "last try"));
+  gtk_test_widget_wait_for_draw (GTK_WIDGET (fixture->dialog));
+  save_screenshot (fixture, "final-try-confirm");
+  g_signal_emit_by_name (find_button (fixture, "_Try Anyway"), "clicked");
   g_assert_cmpint (fixture->responses, ==, 1);
   g_assert_true (fixture->last_response);
 }

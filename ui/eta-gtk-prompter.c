@@ -50,12 +50,21 @@ on_response (EtaPinDialog *dialog, gboolean unlock, gpointer user_data)
                              "the PIN prompt was cancelled");
 }
 
+static gboolean
+close_dialog (gpointer user_data)
+{
+  gtk_window_close (GTK_WINDOW (user_data));
+  return G_SOURCE_REMOVE;
+}
+
 static void
 on_cancelled (GCancellable *cancellable, gpointer user_data)
 {
   PromptData *data = user_data;
-  /* Closing answers the task as cancelled through "response". */
-  gtk_window_close (GTK_WINDOW (data->dialog));
+  /* Cancelled from any thread (a worker whose PIN pad answered): close on
+   * the main thread, which answers the task through "response". */
+  g_idle_add_full (G_PRIORITY_DEFAULT, close_dialog, g_object_ref (data->dialog),
+                   g_object_unref);
 }
 
 static void

@@ -15,7 +15,6 @@ struct _EtaPinDialog
   GtkLabel *details_label;
   GtkLabel *status_label;
   GtkPasswordEntry *pin_entry;
-  GtkCheckButton *final_try_check;
   GtkButton *cancel_button;
   GtkButton *unlock_button;
 
@@ -23,6 +22,7 @@ struct _EtaPinDialog
   EtaPinRequest *request;
   EtaPinDialogState state;
   gboolean responded;
+  gboolean final_try_confirmed;
 };
 
 G_DEFINE_FINAL_TYPE (EtaPinDialog, eta_pin_dialog, GTK_TYPE_WINDOW)
@@ -55,18 +55,20 @@ on_unlock_clicked (EtaPinDialog *self)
 {
   const gchar *text = gtk_editable_get_text (GTK_EDITABLE (self->pin_entry));
 
-  if (self->state == ETA_PIN_DIALOG_STATE_CONFIRM
-      && !gtk_check_button_get_active (self->final_try_check))
-    {
-      show_status (self, _("This is the last try before the PIN is blocked. "
-                           "Confirm that you want to try this PIN."));
-      return;
-    }
   if ((self->state == ETA_PIN_DIALOG_STATE_ENTER || self->state == ETA_PIN_DIALOG_STATE_CONFIRM)
       && (text == NULL || *text == '\0'))
     {
       show_status (self, _("Type the token's PIN."));
       gtk_widget_grab_focus (GTK_WIDGET (self->pin_entry));
+      return;
+    }
+  /* The final try takes two presses: the first only says what is at stake. */
+  if (self->state == ETA_PIN_DIALOG_STATE_CONFIRM && !self->final_try_confirmed)
+    {
+      self->final_try_confirmed = TRUE;
+      show_status (self, _("This is the last try before the PIN is blocked. "
+                           "Confirm that you want to try this PIN with “Try Anyway”."));
+      gtk_button_set_label (self->unlock_button, _("_Try Anyway"));
       return;
     }
   respond (self, TRUE);
@@ -190,8 +192,6 @@ apply_request (EtaPinDialog *self)
   gtk_widget_set_visible (GTK_WIDGET (self->pin_entry),
                           self->state == ETA_PIN_DIALOG_STATE_ENTER
                           || self->state == ETA_PIN_DIALOG_STATE_CONFIRM);
-  gtk_widget_set_visible (GTK_WIDGET (self->final_try_check),
-                          self->state == ETA_PIN_DIALOG_STATE_CONFIRM);
   gtk_widget_set_visible (GTK_WIDGET (self->unlock_button),
                           self->state == ETA_PIN_DIALOG_STATE_ENTER
                           || self->state == ETA_PIN_DIALOG_STATE_CONFIRM);
@@ -237,7 +237,6 @@ eta_pin_dialog_class_init (EtaPinDialogClass *klass)
   gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, details_label);
   gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, status_label);
   gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, pin_entry);
-  gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, final_try_check);
   gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, cancel_button);
   gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, unlock_button);
   gtk_widget_class_bind_template_callback (widget_class, on_unlock_clicked);

@@ -9,6 +9,7 @@ usage: atspi-pin.py count
        atspi-pin.py enter PIN [--confirm-final-try]
        atspi-pin.py cancel
        atspi-pin.py describe
+       atspi-pin.py press LABEL
 Exit 0 on success; 3 when no dialog appeared within --timeout seconds.
 """
 import argparse
@@ -80,7 +81,7 @@ def press(window, word):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["count", "enter", "cancel", "describe"])
+    parser.add_argument("command", choices=["count", "enter", "cancel", "describe", "press"])
     parser.add_argument("pin", nargs="?")
     parser.add_argument("--timeout", type=float, default=15.0)
     parser.add_argument("--confirm-final-try", action="store_true")
@@ -107,6 +108,9 @@ def main():
             if node.getRoleName() in ("label", "push button", "password text", "check box"):
                 print("%s: %s" % (node.getRoleName(), node.name))
         return 0
+    if args.command == "press":
+        # args.pin holds the button's label here.
+        return 0 if press(window, args.pin) else 4
     if args.command == "cancel":
         return 0 if press(window, "Cancel") or press(window, "Close") else 4
 
@@ -115,10 +119,17 @@ def main():
         print("the dialog has no PIN entry", file=sys.stderr)
         return 4
     entry.queryEditableText().setTextContents(args.pin)
+    if not press(window, "Unlock"):
+        return 4
     if args.confirm_final_try:
-        box = next(n for n in walk(window) if n.getRoleName() == "check box")
-        box.queryAction().doAction(0)
-    return 0 if press(window, "Unlock") else 4
+        # The final try needs a second, explicit press.
+        deadline = time.monotonic() + args.timeout
+        while not press(window, "Try Anyway"):
+            if time.monotonic() > deadline:
+                print("the dialog never asked to confirm the final try", file=sys.stderr)
+                return 4
+            time.sleep(0.1)
+    return 0
 
 
 if __name__ == "__main__":
