@@ -17,6 +17,7 @@ static const GDBusErrorEntry error_entries[] = {
   { ETA_AGENT_ERROR_TOKEN_ABSENT, ETA_ERROR_PREFIX "TokenAbsent" },
   { ETA_AGENT_ERROR_DECRYPT_FAILED, ETA_ERROR_PREFIX "DecryptFailed" },
   { ETA_AGENT_ERROR_ACCESS_DENIED, ETA_ERROR_PREFIX "AccessDenied" },
+  { ETA_AGENT_ERROR_LOCKED, ETA_ERROR_PREFIX "Locked" },
 };
 
 GQuark

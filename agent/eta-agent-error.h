@@ -20,6 +20,7 @@ typedef enum
   ETA_AGENT_ERROR_TOKEN_ABSENT,
   ETA_AGENT_ERROR_DECRYPT_FAILED,
   ETA_AGENT_ERROR_ACCESS_DENIED,
+  ETA_AGENT_ERROR_LOCKED,
 } EtaAgentError;
 
 #define ETA_AGENT_ERROR (eta_agent_error_quark ())

@@ -256,7 +256,7 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
   EtaPadding padding = eta_padding_from_string (padding_name);
   g_autoptr (GBytes) wrapped = g_variant_get_data_as_bytes (wrapped_key);
   UnwrapCall *call;
-  EtaRequester requester;
+  EtaRequester requester = { 0 };
   const gchar *requester_name = NULL;
 
   if (!check_fingerprint (invocation, fingerprint))
@@ -309,7 +309,9 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
   requester.pid = call->pid;
   requester.key_label = call->key_label;
   requester.token_label = call->token_label;
-  requester.insert_wait_ms = ETA_INSERT_TOKEN_WAIT_MS;
+  requester.interactive = TRUE;
+  g_variant_lookup (details, "interactive", "b", &requester.interactive);
+  requester.insert_wait_ms = requester.interactive ? ETA_INSERT_TOKEN_WAIT_MS : 0;
   eta_token_manager_unwrap_async (self->manager, fingerprint, padding, wrapped, &requester,
                                   NULL, on_unwrapped, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;

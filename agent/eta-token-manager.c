@@ -277,6 +277,13 @@ on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t toke
                    "the PIN prompt for token %s was cancelled", token->label);
       return FALSE;
     }
+  if (!context->requester->interactive)
+    {
+      g_set_error (&context->prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_LOCKED,
+                   "token %s needs its PIN and the caller asked not to be prompted",
+                   token->label);
+      return FALSE;
+    }
   if (self->prompter == NULL)
     {
       g_set_error (&context->prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_FAILED,
@@ -953,8 +960,27 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
   g_mutex_lock (&self->lock);
   token_state = token_state_lookup (self, eta_token_key_get_certificate_id (key)->token_id);
   g_mutex_unlock (&self->lock);
-  g_mutex_lock (&token_state->operation_lock);
-  pin_pad = pin_pad_prompt_start (self, key, token_state, job);
+  if (!job->requester_info.interactive && !g_mutex_trylock (&token_state->operation_lock))
+    {
+      gboolean logged_in;
+
+      g_mutex_lock (&self->lock);
+      logged_in = token_state->logged_in;
+      g_mutex_unlock (&self->lock);
+      if (!logged_in)
+        {
+          g_private_set (&current_unwrap, NULL);
+          g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_LOCKED,
+                       "token %s is locked and its PIN prompt is open; not waiting for it",
+                       eta_token_key_get_token_label (key));
+          return NULL;
+        }
+      g_mutex_lock (&token_state->operation_lock);
+    }
+  else if (job->requester_info.interactive)
+    g_mutex_lock (&token_state->operation_lock);
+  pin_pad = job->requester_info.interactive
+              ? pin_pad_prompt_start (self, key, token_state, job) : NULL;
   g_rw_lock_reader_lock (&self->pkcs11_lock);
   rv = pkcs11h_certificate_ensureKeyAccess (certificate);
   context.logged_in_phase_done = TRUE;
@@ -1061,6 +1087,7 @@ eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerprint,
   job->requester_info.key_label = job->key_label;
   job->requester_info.token_label = job->token_label;
   job->requester_info.insert_wait_ms = requester ? requester->insert_wait_ms : 0;
+  job->requester_info.interactive = requester ? requester->interactive : TRUE;
   g_mutex_lock (&self->lock);
   job->sequence = ++self->last_sequence;
   g_mutex_unlock (&self->lock);

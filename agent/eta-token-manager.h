@@ -39,6 +39,8 @@ typedef struct
   const gchar *token_label;
   /* Longest wait for the token to be inserted; 0 means do not ask. */
   guint insert_wait_ms;
+  /* FALSE: never prompt nor wait behind a prompt; fail with Locked. */
+  gboolean interactive;
 } EtaRequester;
 
 void eta_token_manager_list_keys_async (EtaTokenManager *self, GCancellable *cancellable,

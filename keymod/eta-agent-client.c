@@ -183,7 +183,8 @@ eta_agent_client_resolve (const gchar *fingerprint, guint timeout_ms, GError **e
 }
 
 static GVariant *
-request_details (guint timeout_ms, const gchar *key_label, const gchar *token_label)
+request_details (guint timeout_ms, const gchar *key_label, const gchar *token_label,
+                 gboolean interactive)
 {
   g_autoptr (GVariantBuilder) builder = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
   const gchar *name = g_get_prgname ();
@@ -194,6 +195,7 @@ request_details (guint timeout_ms, const gchar *key_label, const gchar *token_la
   /* How long this caller waits: a PIN entered later is still worth telling
    * the person about, since the open itself has failed by then. */
   g_variant_builder_add (builder, "{sv}", "timeout-ms", g_variant_new_uint32 (timeout_ms));
+  g_variant_builder_add (builder, "{sv}", "interactive", g_variant_new_boolean (interactive));
   if (key_label != NULL)
     g_variant_builder_add (builder, "{sv}", "key-label", g_variant_new_string (key_label));
   if (token_label != NULL)
@@ -204,6 +206,7 @@ request_details (guint timeout_ms, const gchar *key_label, const gchar *token_la
 gboolean
 eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
                          const gchar *key_label, const gchar *token_label,
+                         gboolean interactive,
                          const guint8 *wrapped, gsize wrapped_len,
                          guint timeout_ms,
                          guint8 *plaintext, gsize *plaintext_len,
@@ -244,7 +247,8 @@ eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
                                                 eta_seal_session_get_public_key (session),
                                                 ETA_SEAL_PUBLIC_KEY_LEN, 1),
-                     request_details ((guint) remaining_ms (deadline), key_label, token_label)),
+                     request_details ((guint) remaining_ms (deadline), key_label, token_label,
+                                      interactive)),
       G_VARIANT_TYPE ("(ayay)"), G_DBUS_CALL_FLAGS_NONE, remaining_ms (deadline),
       NULL, error);
   if (reply == NULL)

@@ -23,9 +23,11 @@ EtaPublicKeyRecord *eta_agent_client_resolve (const gchar *fingerprint,
  * @timeout_ms all told. @plaintext holds *@plaintext_len bytes on entry and
  * receives the key; it is wiped on failure. */
 /* @key_label and @token_label (may be NULL) name the key in an insert-token
- * prompt when no present token holds it. */
+ * prompt when no present token holds it. Without @interactive the agent
+ * answers at once, with Locked if it would have to ask for a PIN. */
 gboolean eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
                                   const gchar *key_label, const gchar *token_label,
+                                  gboolean interactive,
                                   const guint8 *wrapped, gsize wrapped_len,
                                   guint timeout_ms,
                                   guint8 *plaintext, gsize *plaintext_len,

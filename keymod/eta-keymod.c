@@ -319,10 +319,31 @@ explain_unwrap_error (const GError *error)
     return "the agent did not answer in time";
   if (g_str_equal (remote, ETA_ERROR_PREFIX "Cancelled"))
     return "the PIN prompt was cancelled";
+  if (g_str_equal (remote, ETA_ERROR_PREFIX "Locked"))
+    return "the token is locked and its PIN prompt is still open; open the file again after "
+           "entering the PIN";
   if (g_str_equal (remote, ETA_ERROR_PREFIX "KeyNotFound")
       || g_str_equal (remote, ETA_ERROR_PREFIX "TokenAbsent"))
     return "key not found on any present token";
   return "the agent could not unwrap the key";
+}
+
+/* After an unwrap ran out of time (most likely behind a PIN prompt), later
+ * unwraps ask the agent not to prompt or queue, until one succeeds or this
+ * long has passed. */
+#define PROMPT_PENDING_US (120 * G_USEC_PER_SEC)
+static gint64 prompt_pending_until;
+
+static gboolean
+unwrap_timed_out (const GError *error)
+{
+  g_autofree gchar *remote = g_dbus_error_get_remote_error (error);
+
+  if (remote == NULL)
+    return g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  return g_str_equal (remote, "org.freedesktop.DBus.Error.NoReply")
+         || g_str_equal (remote, "org.freedesktop.DBus.Error.Timeout")
+         || g_str_equal (remote, "org.freedesktop.DBus.Error.TimedOut");
 }
 
 static int
@@ -333,6 +354,7 @@ token_agent_decrypt (char *to, size_t *to_size, char *from, size_t from_size,
   EtaBlob blob;
   char fingerprint_hex[2 * ETA_FINGERPRINT_LEN + 1];
   gsize plaintext_len;
+  gboolean interactive;
 
   if (parse_blob_logged (blob_data, &blob) != 0)
     return -EINVAL;
@@ -351,10 +373,16 @@ token_agent_decrypt (char *to, size_t *to_size, char *from, size_t from_size,
 
   eta_key_to_hex (blob.fingerprint, ETA_FINGERPRINT_LEN, fingerprint_hex);
   plaintext_len = *to_size;
+  /* While a PIN prompt that outlived the budget may still be open, do not
+   * wait behind it: ecryptfsd serves one request at a time, and a burst of
+   * opens, each waiting the whole budget, would let the kernel's queue expire
+   * into error frames that end the daemon. */
+  interactive = g_get_monotonic_time () >= prompt_pending_until;
   if (!eta_agent_client_unwrap (fingerprint_hex, blob.padding,
                                 g_utf8_validate (blob.key_label, -1, NULL) ? blob.key_label : NULL,
                                 g_utf8_validate (blob.token_label, -1, NULL) ? blob.token_label
                                                                              : NULL,
+                                interactive,
                                 (const guint8 *) from, from_size,
                                 config.unwrap_timeout_ms,
                                 (guint8 *) to, &plaintext_len, &error))
@@ -363,8 +391,11 @@ token_agent_decrypt (char *to, size_t *to_size, char *from, size_t from_size,
                       fingerprint_hex, blob.key_label,
                       explain_unwrap_error (error), error->message);
       OPENSSL_cleanse (to, *to_size);
+      if (unwrap_timed_out (error))
+        prompt_pending_until = g_get_monotonic_time () + PROMPT_PENDING_US;
       return -EIO;
     }
+  prompt_pending_until = 0;
   *to_size = plaintext_len;
   return 0;
 }

@@ -74,7 +74,7 @@ unwrap (Fixture *fixture, EtaTestKeyIndex index, EtaPadding padding, GBytes *wra
   guint8 plaintext[512];
   gsize len = sizeof plaintext;
 
-  if (!eta_agent_client_unwrap (fixture->token->fingerprint[index], padding, NULL, NULL,
+  if (!eta_agent_client_unwrap (fixture->token->fingerprint[index], padding, NULL, NULL, TRUE,
                                 g_bytes_get_data (wrapped, NULL), g_bytes_get_size (wrapped),
                                 CALL_TIMEOUT_MS, plaintext, &len, error))
     return FALSE;

@@ -68,7 +68,7 @@ unwrap_thread (gpointer data)
   g_autoptr (GError) error = NULL;
 
   job->ok = eta_agent_client_unwrap (job->token->fingerprint[ETA_TEST_KEY_RSA2048],
-                                     ETA_PADDING_OAEP, "Test key 2048", ETA_TEST_TOKEN_LABEL,
+                                     ETA_PADDING_OAEP, "Test key 2048", ETA_TEST_TOKEN_LABEL, TRUE,
                                      g_bytes_get_data (job->wrapped, NULL),
                                      g_bytes_get_size (job->wrapped), BUDGET_MS, plaintext,
                                      &len, &error)

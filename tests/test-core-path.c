@@ -279,8 +279,50 @@ test_agent_hung (Fixture *fixture, gconstpointer data)
     g_autoptr (GBytes) other_wrapped = wrap (fixture, ETA_TEST_KEY_RSA2048, AES128, other);
     g_assert_nonnull (other_wrapped);
   }
+  /* The agent wakes up and finishes the request the kernel gave up on: the
+   * PIN prompt. Until it is answered, opens fail at once instead of waiting
+   * behind it; once it is, they work. */
   kill (eta_test_agent_get_pid (fixture->agent), SIGCONT);
+  g_assert_true (eta_test_agent_wait_for_prompts (fixture->agent, 1, 10000));
+  assert_unwrap_fails (fixture, ETA_TEST_KEY_RSA2048, wrapped);
+  g_assert_nonnull (strstr (eta_kernel_player_get_log (fixture->player),
+                            "its PIN prompt is still open"));
   eta_test_agent_queue_answer (fixture->agent, ETA_TEST_TOKEN_PIN);
+  g_assert_true (eta_test_agent_wait_for_output (fixture->agent, "unwrapped a key", 10000));
+  assert_unwraps_to (fixture, ETA_TEST_KEY_RSA2048, wrapped, AES256, fek);
+  g_assert_cmpuint (eta_test_agent_get_prompt_count (fixture->agent), ==, 1);
+}
+
+/* Many opens while a PIN prompt is open: after the first runs out of time,
+ * the rest are answered at once, so the kernel's queue never expires into
+ * the error frames that would end ecryptfsd. */
+static void
+test_burst_during_prompt (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (GBytes) fek = random_fek (32);
+  g_autoptr (GBytes) wrapped = NULL;
+
+  start_daemon (fixture, NULL);
+  wrapped = wrap (fixture, ETA_TEST_KEY_RSA2048, AES256, fek);
+  /* Nobody answers the prompt yet. */
+  assert_unwrap_fails (fixture, ETA_TEST_KEY_RSA2048, wrapped);
+  for (int i = 0; i < 12; i++)
+    {
+      g_autoptr (GBytes) got = NULL;
+      g_autoptr (GError) error = NULL;
+
+      /* A kernel wait far below the module's 2.5 s budget: only an answer
+       * that does not wait behind the prompt arrives in time. */
+      g_assert_false (eta_kernel_player_unwrap (fixture->player, fixture->sig[ETA_TEST_KEY_RSA2048],
+                                                g_bytes_get_data (wrapped, NULL),
+                                                g_bytes_get_size (wrapped), 1000, NULL, &got,
+                                                &error));
+      g_assert_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_FAILURE_REPLY);
+    }
+  g_assert_true (eta_kernel_player_is_alive (fixture->player));
+  g_assert_cmpuint (eta_test_agent_get_prompt_count (fixture->agent), ==, 1);
+  eta_test_agent_queue_answer (fixture->agent, ETA_TEST_TOKEN_PIN);
+  g_assert_true (eta_test_agent_wait_for_output (fixture->agent, "unwrapped a key", 10000));
   assert_unwraps_to (fixture, ETA_TEST_KEY_RSA2048, wrapped, AES256, fek);
 }
 
@@ -388,6 +430,7 @@ main (int argc, char **argv)
   ADD ("/core/cancel", NULL, test_cancel);
   ADD ("/core/agent-not-running", NULL, test_agent_not_running);
   ADD ("/core/agent-hung", NULL, test_agent_hung);
+  ADD ("/core/burst-during-prompt", NULL, test_burst_during_prompt);
   ADD ("/core/upstream-pkcs1-ciphertext", "pkcs1", test_upstream_pkcs1_ciphertext);
   ADD ("/core/finds-bus-without-address", NULL, test_finds_bus_without_address);
   ADD ("/core/unknown-sig", NULL, test_unknown_sig);

@@ -141,7 +141,7 @@ unwrap_thread (gpointer data)
   g_autoptr (GError) error = NULL;
 
   job->ok = eta_agent_client_unwrap (job->token->fingerprint[ETA_TEST_KEY_RSA2048],
-                                     ETA_PADDING_OAEP, NULL, NULL, g_bytes_get_data (job->wrapped, NULL),
+                                     ETA_PADDING_OAEP, NULL, NULL, TRUE, g_bytes_get_data (job->wrapped, NULL),
                                      g_bytes_get_size (job->wrapped), UNWRAP_BUDGET_MS,
                                      plaintext, &len, &error)
             && len == g_bytes_get_size (job->fek)

@@ -713,7 +713,7 @@ main (int argc, char **argv)
 
       plaintext_len = sizeof plaintext;
       t0 = now_ns ();
-      if (!eta_agent_client_unwrap (token->fingerprint[key_index], ETA_PADDING_OAEP, NULL, NULL,
+      if (!eta_agent_client_unwrap (token->fingerprint[key_index], ETA_PADDING_OAEP, NULL, NULL, TRUE,
                                     g_bytes_get_data (wrapped[i], NULL),
                                     g_bytes_get_size (wrapped[i]), 3000, plaintext,
                                     &plaintext_len, &error))
