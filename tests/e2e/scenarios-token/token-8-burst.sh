@@ -1,15 +1,11 @@
 #!/bin/sh
-# 8. (Known product bug; not in the default run: run-token-scenarios.py
-# --known-bugs.)  A burst of opens while the token is locked and the PIN
-# comes late.  ecryptfsd serves one request at a time and the key module
-# blocks each for up to its 2.5 s budget; the kernel's 3 s clock of every
+# 8. A burst of opens while the token is locked and the PIN comes late.
+# ecryptfsd serves one request at a time and the kernel's 3 s clock of every
 # queued request runs meanwhile.  What must hold: ecryptfsd survives, and
-# once the token is unlocked files open.  What happens (ecryptfs-token-agent
-# as of this test): the second request blocks a further 2.5 s (the agent is
-# still waiting on the first prompt), the others expire in the kernel and
-# reach ecryptfsd as bare 5-byte frames, libecryptfs counts each as a receive
-# error and ends the daemon after 9 ("Messaging error threshold exceeded");
-# from then on every open fails at once with EIO (no daemon, -ENOTCONN).
+# once the token is unlocked files open.  Once one unwrap has run out of
+# time, the key module asks the agent not to wait behind the open prompt, so
+# the rest of the burst fails at once instead of expiring in the kernel into
+# error frames (nine of which would end ecryptfsd).
 . /usr/share/eta-e2e/lib.sh
 . /usr/share/eta-e2e/token-lib.sh
 
