@@ -342,6 +342,25 @@ test_pin_pad (Fixture *fixture, gconstpointer data)
   g_assert_cmpstr (g_strstrip (left), ==, "0");
 }
 
+/* The token is pulled out while its PIN dialog is open: the dialog can
+ * still be dismissed, and nothing is left on screen. */
+static void
+test_token_removed_while_dialog_open (Fixture *fixture, gconstpointer data)
+{
+  Unwrap *job = start_unwrap (fixture);
+  const gchar *cancel[] = { "cancel", NULL };
+  const gchar *count[] = { "count", "--timeout", "0", NULL };
+  g_autofree gchar *shown = wait_for_dialog_text ("Enter the PIN");
+  g_autofree gchar *left = NULL;
+
+  eta_fault_control_set ("present", "false");
+  g_assert_cmpint (run_driver (cancel, NULL), ==, 0);
+  finish_unwrap (job, FALSE, "org.ecryptfs.TokenAgent1.Error.Cancelled");
+  g_usleep (300 * 1000);
+  g_assert_cmpint (run_driver (count, &left), ==, 0);
+  g_assert_cmpstr (g_strstrip (left), ==, "0");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -363,6 +382,7 @@ main (int argc, char **argv)
             test_final_try_needs_confirmation);
   ADD_WITH ("/gui/agent/locked", "pin_flags=locked", test_locked);
   ADD_WITH ("/gui/agent/insert-token-continues", "present=false", test_insert_token_continues);
+  ADD ("/gui/agent/token-removed-while-dialog-open", test_token_removed_while_dialog_open);
   ADD_WITH ("/gui/agent/pin-pad", "protected_auth_path=true;pinpad_pin=" ETA_TEST_TOKEN_PIN,
             test_pin_pad);
   return g_test_run ();
