@@ -3,6 +3,9 @@
 #   ecryptfsd (real, driven by the harness as the kernel would) -> our key
 #   module -> D-Bus -> ecryptfs-token-agent -> PIN prompt on this terminal ->
 #   RSA decrypt on the token -> the file key comes back.
+# When QEMU can run, the same path starts in Debian's real kernel instead: a
+# VM mounts an eCryptfs directory with key=token-agent:fingerprint=..., writes
+# a file, remounts and reads it back (tests/e2e/run-demo.py).
 #
 # usage (as root, on Debian 12, in a terminal): bash tests/demo.sh
 # You will be asked for the demo token's PIN; the script prints it first.
@@ -100,6 +103,47 @@ printf '    \033[1;7m                                             \033[0m\n'
 printf '    \033[1;7m   The demo token'"'"'s PIN is:   %s         \033[0m\n' "$pin"
 printf '    \033[1;7m   Type it when asked "PIN for Demo Token".  \033[0m\n'
 printf '    \033[1;7m                                             \033[0m\n'
+
+# The real-kernel demo when QEMU can run: a VM with Debian's kernel mounts an
+# eCryptfs directory with the key on the token (tests/e2e/run-demo.py).
+vm_kernel_env=
+if command -v qemu-system-x86_64 >/dev/null 2>&1; then
+    say "Fetching Debian's kernel into build-demo/vm-cache for a real-kernel demo (once; a few minutes)"
+    note "QEMU is here, so the demo boots Debian's own kernel (with eCryptfs) in a throwaway VM."
+    if "$repo/tests/e2e/fetch-kernel.sh" --quiet "$build/vm-cache" >"$tmp/fetch-kernel.log" 2>&1 &&
+            [ -f "$build/vm-cache/kernel.env" ]; then
+        vm_kernel_env="$build/vm-cache/kernel.env"
+        note "kernel: $(sed -n 's/^KVER=//p' "$vm_kernel_env")"
+    else
+        tail -n 5 "$tmp/fetch-kernel.log" | sed 's/^/    /'
+        note "The kernel could not be fetched: falling back to the ecryptfsd round trip."
+    fi
+else
+    say "qemu-system-x86_64 not found: the demo uses the ecryptfsd round trip instead of a VM"
+fi
+if [ -n "$vm_kernel_env" ]; then
+    say "Real-kernel demo: the agent on a private test bus, a VM whose ecryptfsd reaches it over TCP"
+    note "In the VM: mount an eCryptfs directory with key=token-agent:fingerprint=$fingerprint,"
+    note "write a secret file, unmount, remount, and open it: only the open needs the private key."
+    note "The VM loads eCryptfs with ecryptfs_message_wait_timeout=15 and gives the key module"
+    note "unwrap_timeout_ms=14000 (in real use: 3 s and 2.5 s), so you have about 14 s to type the PIN;"
+    note "if you are slower, the first open fails and the guest opens the file again once you typed it."
+    agent_args=(--terminal)
+    if [ -n "${DISPLAY:-}" ]; then
+        agent_args=()
+        printf '    When asked, type \033[1m%s\033[0m in the agent'"'"'s PIN dialog for Demo Token (DISPLAY is set).\n' "$pin"
+    else
+        printf '    When asked "PIN for Demo Token" on this terminal, type \033[1m%s\033[0m.\n' "$pin"
+    fi
+    if ! /usr/bin/python3 "$repo/tests/e2e/run-demo.py" "${agent_args[@]}" \
+            --agent "$agent" --cli "$cli" --keymod "$keymod" \
+            --fingerprint "$fingerprint" --token-label "Demo Token" --key-label "Demo key" \
+            --kernel-env "$vm_kernel_env" --workdir "$tmp/vm"; then
+        die "the real-kernel demo failed (details above)"
+    fi
+    say "Success: the real kernel's eCryptfs opened the file with the key on the token (via ecryptfsd, the key module, D-Bus and the agent)"
+    exit 0
+fi
 
 # gdbus call … NameHasOwner: prints "(true,)" / "(false,)", fails if no bus.
 name_has_owner() {

@@ -10,6 +10,7 @@
 #include "eta-test-agent.h"
 #include "eta-test-crypto.h"
 #include "eta-test-token.h"
+#include "eta-test-unwrap.h"
 
 #define BUDGET_MS 30000
 
@@ -49,71 +50,24 @@ fixture_tear_down (Fixture *fixture, gconstpointer data)
   g_clear_object (&fixture->bus);
 }
 
-typedef struct
-{
-  const EtaTestToken *token;
-  GBytes *fek;
-  GBytes *wrapped;
-  gboolean ok;
-  gchar *remote_error;
-  GThread *thread;
-} Unwrap;
-
-static gpointer
-unwrap_thread (gpointer data)
-{
-  Unwrap *job = data;
-  guint8 plaintext[512];
-  gsize len = sizeof plaintext;
-  g_autoptr (GError) error = NULL;
-
-  job->ok = eta_agent_client_unwrap (job->token->fingerprint[ETA_TEST_KEY_RSA2048],
-                                     ETA_PADDING_OAEP, "Test key 2048", ETA_TEST_TOKEN_LABEL, TRUE,
-                                     g_bytes_get_data (job->wrapped, NULL),
-                                     g_bytes_get_size (job->wrapped), BUDGET_MS, plaintext,
-                                     &len, &error)
-            && len == g_bytes_get_size (job->fek)
-            && memcmp (plaintext, g_bytes_get_data (job->fek, NULL), len) == 0;
-  if (error != NULL)
-    job->remote_error = g_dbus_error_get_remote_error (error);
-  return NULL;
-}
-
-static Unwrap *
+static EtaTestUnwrap *
 start_unwrap (Fixture *fixture)
 {
-  g_autoptr (GBytes) public_key = eta_test_token_load_public_key (ETA_TEST_KEY_RSA2048);
-  Unwrap *job = g_new0 (Unwrap, 1);
-
-  job->token = fixture->token;
-  job->fek = eta_test_random_bytes (35);
-  job->wrapped = eta_test_rsa_encrypt (public_key, ETA_PADDING_OAEP,
-                                       g_bytes_get_data (job->fek, NULL), 35);
-  job->thread = g_thread_new ("unwrap", unwrap_thread, job);
-  return job;
+  return eta_test_unwrap_start (BUDGET_MS);
 }
 
 static void
-finish_unwrap (Fixture *fixture, Unwrap *job, gboolean expect_ok, const gchar *expect_error)
+finish_unwrap (Fixture *fixture, EtaTestUnwrap *job, gboolean expect_ok,
+               const gchar *expect_error)
 {
-  g_thread_join (job->thread);
-  if (job->ok != expect_ok)
-    {
-      g_autofree gchar *terminal = eta_test_agent_dup_terminal_output (fixture->agent);
-      g_printerr ("error %s; agent terminal:\n%s\n", job->remote_error, terminal);
-    }
-  g_assert_cmpint (job->ok, ==, expect_ok);
-  g_assert_cmpstr (job->remote_error, ==, expect_error);
-  g_bytes_unref (job->fek);
-  g_bytes_unref (job->wrapped);
-  g_free (job->remote_error);
-  g_free (job);
+  g_autofree gchar *terminal = eta_test_agent_dup_terminal_output (fixture->agent);
+  eta_test_unwrap_finish (job, expect_ok, expect_error, terminal);
 }
 
 static void
 test_insert_token_continues (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job;
+  EtaTestUnwrap *job;
 
   eta_fault_control_set ("present", "false");
   job = start_unwrap (fixture);
@@ -134,7 +88,7 @@ test_insert_token_continues (Fixture *fixture, gconstpointer data)
 static void
 test_insert_token_cancel (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job;
+  EtaTestUnwrap *job;
 
   eta_fault_control_set ("present", "false");
   job = start_unwrap (fixture);
@@ -146,7 +100,7 @@ test_insert_token_cancel (Fixture *fixture, gconstpointer data)
 static void
 test_token_pulled_out (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job;
+  EtaTestUnwrap *job;
 
   eta_test_agent_queue_answer (fixture->agent, ETA_TEST_TOKEN_PIN);
   finish_unwrap (fixture, start_unwrap (fixture), TRUE, NULL);
@@ -186,7 +140,7 @@ test_final_try_warned (Fixture *fixture, gconstpointer data)
 static void
 test_pin_pad_enter (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job = start_unwrap (fixture);
+  EtaTestUnwrap *job = start_unwrap (fixture);
 
   g_assert_true (eta_test_agent_wait_for_output (fixture->agent, "keypad", 10000));
   g_assert_true (eta_fault_control_wait_status ("pinpad_waiting", "1", 10000));
@@ -199,7 +153,7 @@ test_pin_pad_enter (Fixture *fixture, gconstpointer data)
 static void
 test_pin_pad_cancel_on_reader (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job = start_unwrap (fixture);
+  EtaTestUnwrap *job = start_unwrap (fixture);
 
   g_assert_true (eta_fault_control_wait_status ("pinpad_waiting", "1", 10000));
   eta_fault_control_set ("pinpad", "cancel");

@@ -10,6 +10,7 @@
 #include "eta-test-agent.h"
 #include "eta-test-crypto.h"
 #include "eta-test-token.h"
+#include "eta-test-unwrap.h"
 
 #define DRIVER ETA_TEST_SOURCE_DIR "/gui/atspi-pin.py"
 #define UNWRAP_BUDGET_MS 30000
@@ -122,71 +123,22 @@ screenshot (const gchar *name)
   }
 }
 
-typedef struct
-{
-  const EtaTestToken *token;
-  GBytes *fek;
-  GBytes *wrapped;
-  gboolean ok;
-  gchar *remote_error;
-  GThread *thread;
-} Unwrap;
-
-static gpointer
-unwrap_thread (gpointer data)
-{
-  Unwrap *job = data;
-  guint8 plaintext[512];
-  gsize len = sizeof plaintext;
-  g_autoptr (GError) error = NULL;
-
-  job->ok = eta_agent_client_unwrap (job->token->fingerprint[ETA_TEST_KEY_RSA2048],
-                                     ETA_PADDING_OAEP, NULL, NULL, TRUE, g_bytes_get_data (job->wrapped, NULL),
-                                     g_bytes_get_size (job->wrapped), UNWRAP_BUDGET_MS,
-                                     plaintext, &len, &error)
-            && len == g_bytes_get_size (job->fek)
-            && memcmp (plaintext, g_bytes_get_data (job->fek, NULL), len) == 0;
-  if (error != NULL)
-    {
-      job->remote_error = g_dbus_error_get_remote_error (error);
-      if (job->remote_error == NULL)
-        g_printerr ("unwrap failed: %s\n", error->message);
-    }
-  return NULL;
-}
-
-static Unwrap *
+static EtaTestUnwrap *
 start_unwrap (Fixture *fixture)
 {
-  g_autoptr (GBytes) public_key = eta_test_token_load_public_key (ETA_TEST_KEY_RSA2048);
-  Unwrap *job = g_new0 (Unwrap, 1);
-
-  job->token = fixture->token;
-  job->fek = eta_test_random_bytes (35);
-  job->wrapped = eta_test_rsa_encrypt (public_key, ETA_PADDING_OAEP,
-                                       g_bytes_get_data (job->fek, NULL), 35);
-  job->thread = g_thread_new ("unwrap", unwrap_thread, job);
-  return job;
+  return eta_test_unwrap_start (UNWRAP_BUDGET_MS);
 }
 
 static void
-finish_unwrap (Unwrap *job, gboolean expect_ok, const gchar *expect_error)
+finish_unwrap (EtaTestUnwrap *job, gboolean expect_ok, const gchar *expect_error)
 {
-  g_thread_join (job->thread);
-  if (job->ok != expect_ok)
-    g_printerr ("unwrap ended with %s\n", job->remote_error);
-  g_assert_cmpint (job->ok, ==, expect_ok);
-  g_assert_cmpstr (job->remote_error, ==, expect_error);
-  g_bytes_unref (job->fek);
-  g_bytes_unref (job->wrapped);
-  g_free (job->remote_error);
-  g_free (job);
+  eta_test_unwrap_finish (job, expect_ok, expect_error, NULL);
 }
 
 static void
 test_right_pin (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job = start_unwrap (fixture);
+  EtaTestUnwrap *job = start_unwrap (fixture);
   const gchar *describe[] = { "describe", NULL };
   const gchar *enter[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
   g_autofree gchar *shown = NULL;
@@ -208,7 +160,7 @@ test_right_pin (Fixture *fixture, gconstpointer data)
 static void
 test_wrong_then_right_pin (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job = start_unwrap (fixture);
+  EtaTestUnwrap *job = start_unwrap (fixture);
   const gchar *wrong[] = { "enter", "0000", NULL };
   const gchar *describe[] = { "describe", NULL };
   const gchar *right[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
@@ -233,7 +185,7 @@ test_wrong_then_right_pin (Fixture *fixture, gconstpointer data)
 static void
 test_cancel (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job = start_unwrap (fixture);
+  EtaTestUnwrap *job = start_unwrap (fixture);
   const gchar *cancel[] = { "cancel", NULL };
 
   g_assert_cmpint (run_driver (cancel, NULL), ==, 0);
@@ -243,7 +195,7 @@ test_cancel (Fixture *fixture, gconstpointer data)
 static void
 test_twenty_requests_one_dialog (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *jobs[20];
+  EtaTestUnwrap *jobs[20];
   const gchar *count[] = { "count", "--settle", "1.5", NULL };
   const gchar *enter[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
   g_autofree gchar *dialogs = NULL;
@@ -278,7 +230,7 @@ wait_for_dialog_text (const gchar *text)
 static void
 test_final_try_needs_confirmation (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job = start_unwrap (fixture);
+  EtaTestUnwrap *job = start_unwrap (fixture);
   const gchar *unconfirmed[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
   const gchar *confirm[] = { "press", "Try Anyway", NULL };
   g_autofree gchar *shown = wait_for_dialog_text ("Final try");
@@ -296,7 +248,7 @@ test_final_try_needs_confirmation (Fixture *fixture, gconstpointer data)
 static void
 test_locked (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job = start_unwrap (fixture);
+  EtaTestUnwrap *job = start_unwrap (fixture);
   const gchar *close_it[] = { "cancel", NULL };
   g_autofree gchar *shown = wait_for_dialog_text ("is blocked");
 
@@ -309,7 +261,7 @@ test_locked (Fixture *fixture, gconstpointer data)
 static void
 test_insert_token_continues (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job = start_unwrap (fixture);
+  EtaTestUnwrap *job = start_unwrap (fixture);
   const gchar *enter[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
   g_autofree gchar *shown = wait_for_dialog_text ("Insert the token");
   g_autofree gchar *next = NULL;
@@ -326,7 +278,7 @@ test_insert_token_continues (Fixture *fixture, gconstpointer data)
 static void
 test_pin_pad (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job = start_unwrap (fixture);
+  EtaTestUnwrap *job = start_unwrap (fixture);
   g_autofree gchar *shown = wait_for_dialog_text ("keypad");
   const gchar *count[] = { "count", "--timeout", "0", NULL };
   g_autofree gchar *left = NULL;
@@ -347,7 +299,7 @@ test_pin_pad (Fixture *fixture, gconstpointer data)
 static void
 test_token_removed_while_dialog_open (Fixture *fixture, gconstpointer data)
 {
-  Unwrap *job = start_unwrap (fixture);
+  EtaTestUnwrap *job = start_unwrap (fixture);
   const gchar *cancel[] = { "cancel", NULL };
   const gchar *count[] = { "count", "--timeout", "0", NULL };
   g_autofree gchar *shown = wait_for_dialog_text ("Enter the PIN");
