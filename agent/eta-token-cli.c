@@ -10,6 +10,7 @@
 
 #include <ecryptfs.h>
 #include <gio/gio.h>
+#include <keyutils.h>
 
 #include "eta-agent-client.h"
 #include "eta-blob.h"
@@ -44,6 +45,30 @@ lookup_string (GVariant *dict, const gchar *key)
   if (!g_variant_lookup (dict, key, "&s", &value))
     value = "";
   return value;
+}
+
+/* The auth token payload starts with libecryptfs's struct ecryptfs_auth_tok;
+ * the key module's blob follows it. */
+#define AUTH_TOK_BLOB_OFFSET 670
+
+/* The padding of the auth token already in the user keyring under @sig, or 0. */
+static EtaPadding
+padding_in_keyring (const char *sig)
+{
+  key_serial_t key = request_key ("user", sig, NULL, KEY_SPEC_USER_KEYRING);
+  g_autofree guint8 *payload = NULL;
+  void *buffer = NULL;
+  EtaBlob blob;
+  long len;
+
+  if (key < 0)
+    return 0;
+  len = keyctl_read_alloc (key, &buffer);
+  payload = buffer;
+  if (len <= AUTH_TOK_BLOB_OFFSET + 8
+      || eta_blob_parse (payload + AUTH_TOK_BLOB_OFFSET, &blob) != ETA_BLOB_OK)
+    return 0;
+  return blob.padding;
 }
 
 static int
@@ -175,6 +200,17 @@ command_add_key (int argc, char **argv)
     {
       g_printerr ("ecryptfs-token add-key: could not add the key to the user keyring "
                   "(error %d); see the system log for the key module's reason\n", rc);
+      return 1;
+    }
+
+  /* The padding is in the auth token, not in the sig: an existing token with
+   * the other padding would silently win at mount time. */
+  if (rc == 1 && padding_in_keyring (sig) != 0 && padding_in_keyring (sig) != padding)
+    {
+      g_printerr ("ecryptfs-token add-key: key %.16s is already in your keyring with padding "
+                  "%s; one key is used with one padding at a time. To switch, remove it first: "
+                  "keyctl purge user %s\n", record->fingerprint_hex,
+                  eta_padding_to_string (padding_in_keyring (sig)), sig);
       return 1;
     }
 

@@ -100,6 +100,27 @@ test_add_key (Fixture *fixture, gconstpointer data)
 }
 
 static void
+test_add_key_other_padding (Fixture *fixture, gconstpointer data)
+{
+  const gchar *oaep[] = { "add-key", fixture->token->fingerprint[ETA_TEST_KEY_RSA3072], NULL };
+  const gchar *pkcs1[] = { "add-key", fixture->token->fingerprint[ETA_TEST_KEY_RSA3072],
+                           "--padding", "pkcs1", NULL };
+  EtaTestCliResult result = run_cli (fixture, oaep);
+  g_autofree gchar *sig = NULL;
+
+  g_assert_cmpint (result.exit_code, ==, 0);
+  sig = g_strndup (strstr (result.out, "ecryptfs_sig: ") + strlen ("ecryptfs_sig: "), 16);
+  eta_test_cli_result_clear (&result);
+  /* The same key with the other padding would be ignored at mount: refused. */
+  result = run_cli (fixture, pkcs1);
+  g_assert_cmpint (result.exit_code, ==, 1);
+  g_assert_nonnull (strstr (result.err, "already in your keyring with padding oaep"));
+  g_assert_nonnull (strstr (result.err, "keyctl purge user"));
+  eta_test_cli_result_clear (&result);
+  g_assert_true (eta_harness_remove_user_key (sig, NULL));
+}
+
+static void
 test_add_unknown_key (Fixture *fixture, gconstpointer data)
 {
   const gchar *args[] = { "add-key", "00000000000000000000", NULL };
@@ -154,6 +175,7 @@ main (int argc, char **argv)
   g_test_add (path, Fixture, data, fixture_set_up, fn, fixture_tear_down)
   ADD ("/cli/list", NULL, test_list);
   ADD ("/cli/add-key", NULL, test_add_key);
+  ADD ("/cli/add-key-other-padding", NULL, test_add_key_other_padding);
   ADD ("/cli/add-unknown-key", NULL, test_add_unknown_key);
   ADD ("/cli/usage-errors", NULL, test_usage_errors);
   ADD ("/cli/agent-not-running", "no agent", test_agent_not_running);
