@@ -28,6 +28,7 @@ packages=(
     # GUI work and GUI tests
     libgtk-4-dev xvfb xauth python3-pyatspi at-spi2-core
     libsecret-1-dev gnome-keyring imagemagick
+    desktop-file-utils appstream           # data file validation (tests/test-data-files.sh)
 )
 
 sudo=()
