@@ -3,8 +3,8 @@
 #   installs the dependencies, configures build-ci with warnings as errors,
 #   builds, runs every CTest test one at a time (they use root, mount
 #   namespaces and a private bus each), and exits with ctest's status.
-# The last line printed is "N passed, N failed" (skipped tests, if any, are
-# counted on the line before and in neither number).
+# The last line printed is "N passed, N failed"; a skipped test counts as
+# failed.
 #
 # usage: bash tests/run-tests.sh [extra ctest arguments, e.g. -R harness/]
 set -euo pipefail
@@ -39,11 +39,12 @@ if [ -z "$summary" ]; then
 fi
 failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$summary")
 total=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$summary")
-# CTest counts skipped tests (SKIP_RETURN_CODE, e.g. 77) as not failed; list
-# them separately so that "passed" means passed.
+# A skipped test proved nothing: it counts as failed, and fails the run.
 skipped=$(grep -cE '^[[:space:]]*[0-9]+ - .*\(Skipped\)' "$log" || true)
 if [ "$skipped" -gt 0 ]; then
-    echo "$skipped skipped"
+    echo "run-tests: $skipped test(s) were skipped; counted as failed" >&2
+    failed=$((failed + skipped))
+    [ "$status" -ne 0 ] || status=1
 fi
-echo "$((total - failed - skipped)) passed, $failed failed"
+echo "$((total - failed)) passed, $failed failed"
 exit "$status"

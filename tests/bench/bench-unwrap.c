@@ -486,12 +486,12 @@ main (int argc, char **argv)
     {
       fprintf (stderr, "bench-unwrap: needs root (mount namespace and bind mount for "
                        "harness B)\n");
-      return 77;
+      return 1;
     }
   if (!g_file_test ("/usr/bin/ecryptfsd", G_FILE_TEST_IS_EXECUTABLE))
     {
       fprintf (stderr, "bench-unwrap: /usr/bin/ecryptfsd is not installed\n");
-      return 77;
+      return 1;
     }
   warmup = (guint) opt_warmup;
   measured = (guint) opt_iterations;
