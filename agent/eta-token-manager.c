@@ -14,6 +14,7 @@
 
 #include "eta-agent-error.h"
 #include "eta-mount-table.h"
+#include "eta-prompt-handoff.h"
 
 /* pkcs11-helper's own retry loop: the person gets this many tries per unwrap. */
 #define MAX_LOGIN_TRIES 3
@@ -157,41 +158,6 @@ set_logged_in (EtaTokenManager *self, TokenState *state, gboolean logged_in)
 
 /* ---- the PIN hook: a worker thread waits while the main thread prompts ---- */
 
-typedef struct
-{
-  EtaTokenManager *self;
-  EtaPinRequest *request;
-  GMutex mutex;
-  GCond cond;
-  gboolean done;
-  EtaSecret *pin;
-  GError *error;
-} PromptCall;
-
-static void
-on_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  PromptCall *call = user_data;
-  GError *error = NULL;
-  EtaSecret *pin = eta_prompter_request_pin_finish (ETA_PROMPTER (source), result, &error);
-
-  g_mutex_lock (&call->mutex);
-  call->pin = pin;
-  call->error = error;
-  call->done = TRUE;
-  g_cond_signal (&call->cond);
-  g_mutex_unlock (&call->mutex);
-}
-
-static gboolean
-start_prompt (gpointer user_data)
-{
-  PromptCall *call = user_data;
-  eta_prompter_request_pin_async (call->self->prompter, call->request, NULL,
-                                  on_prompt_done, call);
-  return G_SOURCE_REMOVE;
-}
-
 /* pkcs11-helper does not show a token's flags; ask the providers directly
  * (the same loaded modules, so no second initialisation happens). */
 static EtaPinFlags
@@ -252,7 +218,10 @@ on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t toke
 {
   EtaTokenManager *self = global_data;
   UnwrapContext *context = g_private_get (&current_unwrap);
-  PromptCall call = { 0 };
+  g_autoptr (EtaPinRequest) request = NULL;
+  g_autoptr (EtaSecret) typed = NULL;
+  g_autoptr (GError) prompt_error = NULL;
+  EtaPromptHandoff *prompt;
   gboolean waited_on_cancelled;
   gsize len;
 
@@ -292,62 +261,54 @@ on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t toke
       return FALSE;
     }
 
-  call.self = self;
-  call.request = eta_pin_request_new (eta_token_key_get_token_label (context->key),
-                                      eta_token_key_get_token_serial (context->key),
-                                      eta_token_key_get_label (context->key),
-                                      eta_token_key_get_fingerprint (context->key),
-                                      context->requester->requester,
-                                      context->requester->pid, retry);
+  request = eta_pin_request_new (eta_token_key_get_token_label (context->key),
+                                 eta_token_key_get_token_serial (context->key),
+                                 eta_token_key_get_label (context->key),
+                                 eta_token_key_get_fingerprint (context->key),
+                                 context->requester->requester, context->requester->pid, retry);
   {
     g_auto (GStrv) mounts = eta_mount_table_mounts_for_sig (NULL,
                                                             eta_token_key_get_sig (context->key));
-    eta_pin_request_set_mounts (call.request, (const gchar * const *) mounts);
+    eta_pin_request_set_mounts (request, (const gchar * const *) mounts);
   }
-  eta_pin_request_set_flags (call.request, read_pin_flags (self, token));
-  g_mutex_init (&call.mutex);
-  g_cond_init (&call.cond);
-  g_main_context_invoke (self->main_context, start_prompt, &call);
-  g_mutex_lock (&call.mutex);
-  while (!call.done)
-    g_cond_wait (&call.cond, &call.mutex);
-  g_mutex_unlock (&call.mutex);
-  g_mutex_clear (&call.mutex);
-  g_cond_clear (&call.cond);
+  eta_pin_request_set_flags (request, read_pin_flags (self, token));
+  prompt = eta_prompt_handoff_start (self->main_context, self->prompter,
+                                     ETA_PROMPT_HANDOFF_PIN, request);
+  eta_prompt_handoff_wait (prompt, -1);
+  typed = eta_prompt_handoff_take_pin (prompt);
+  prompt_error = eta_prompt_handoff_take_error (prompt);
+  eta_prompt_handoff_free (prompt);
 
-  if (call.pin == NULL && (eta_pin_request_get_flags (call.request) & ETA_PIN_FLAG_LOCKED))
+  if (typed == NULL && (eta_pin_request_get_flags (request) & ETA_PIN_FLAG_LOCKED))
     {
       /* Whatever the dialog answered, the reason is the blocked PIN. */
-      g_clear_error (&call.error);
-      g_set_error (&call.error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_PIN_LOCKED,
+      g_clear_error (&prompt_error);
+      g_set_error (&prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_PIN_LOCKED,
                    "the PIN of token %s is blocked; unblock it with the PUK or SO PIN",
                    eta_token_key_get_token_label (context->key));
     }
-  g_object_unref (call.request);
-  if (call.pin == NULL)
+  if (typed == NULL)
     {
-      if (g_error_matches (call.error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED))
+      if (g_error_matches (prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED))
         {
           g_mutex_lock (&self->lock);
           token_state_lookup (self, token)->cancelled_through = self->last_sequence;
           g_mutex_unlock (&self->lock);
         }
       g_clear_error (&context->prompt_error);
-      context->prompt_error = call.error;
+      context->prompt_error = g_steal_pointer (&prompt_error);
       return FALSE;
     }
 
-  len = eta_secret_get_length (call.pin);
+  len = eta_secret_get_length (typed);
   if (len + 1 > pin_max)
     {
-      eta_secret_unref (call.pin);
       g_set_error (&context->prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_PIN_INCORRECT,
                    "the PIN is longer than the token accepts");
       return FALSE;
     }
-  memcpy (pin, eta_secret_get_data (call.pin), len);
+  memcpy (pin, eta_secret_get_data (typed), len);
   pin[len] = '\0';
-  eta_secret_unref (call.pin);
   return TRUE;
 }
 
@@ -646,49 +607,13 @@ get_certificate (EtaTokenManager *self, EtaTokenKey *key, GError **error)
 /* ---- PIN-pad readers ---- */
 
 /* pkcs11-helper logs in on a PIN-pad reader without calling the PIN hook, so
- * the agent shows the "use the keypad" prompt itself while the login runs. */
-typedef struct
-{
-  EtaTokenManager *self;
-  EtaPinRequest *request;
-  GCancellable *dismiss;
-  GMutex mutex;
-  GCond cond;
-  gboolean done;
-  gboolean person_cancelled;
-} PinPadPrompt;
-
-static void
-on_pin_pad_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  PinPadPrompt *prompt = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (EtaSecret) pin = eta_prompter_request_pin_finish (ETA_PROMPTER (source), result,
-                                                               &error);
-
-  g_mutex_lock (&prompt->mutex);
-  prompt->person_cancelled = !g_cancellable_is_cancelled (prompt->dismiss);
-  prompt->done = TRUE;
-  g_cond_signal (&prompt->cond);
-  g_mutex_unlock (&prompt->mutex);
-}
-
-static gboolean
-start_pin_pad_prompt (gpointer user_data)
-{
-  PinPadPrompt *prompt = user_data;
-  eta_prompter_request_pin_async (prompt->self->prompter, prompt->request, prompt->dismiss,
-                                  on_pin_pad_prompt_done, prompt);
-  return G_SOURCE_REMOVE;
-}
-
-/* Worker thread: shows the prompt when the key's token has a PIN pad and is
- * not logged in; returns NULL otherwise. */
-static PinPadPrompt *
+ * the agent shows the "use the keypad" prompt itself while the login runs.
+ * Worker thread; NULL when the token has no PIN pad or is logged in. */
+static EtaPromptHandoff *
 pin_pad_prompt_start (EtaTokenManager *self, EtaTokenKey *key, TokenState *state,
                       const UnwrapJob *job)
 {
-  PinPadPrompt *prompt;
+  g_autoptr (EtaPinRequest) request = NULL;
   gboolean logged_in;
 
   g_mutex_lock (&self->lock);
@@ -699,76 +624,29 @@ pin_pad_prompt_start (EtaTokenManager *self, EtaTokenKey *key, TokenState *state
            & ETA_PIN_FLAG_PROTECTED_PATH))
     return NULL;
 
-  prompt = g_new0 (PinPadPrompt, 1);
-  prompt->self = self;
-  prompt->request = eta_pin_request_new (eta_token_key_get_token_label (key),
-                                         eta_token_key_get_token_serial (key),
-                                         eta_token_key_get_label (key),
-                                         eta_token_key_get_fingerprint (key), job->requester,
-                                         job->requester_info.pid, 0);
-  eta_pin_request_set_flags (prompt->request, ETA_PIN_FLAG_PROTECTED_PATH);
-  prompt->dismiss = g_cancellable_new ();
-  g_mutex_init (&prompt->mutex);
-  g_cond_init (&prompt->cond);
-  g_main_context_invoke (self->main_context, start_pin_pad_prompt, prompt);
-  return prompt;
+  request = eta_pin_request_new (eta_token_key_get_token_label (key),
+                                 eta_token_key_get_token_serial (key),
+                                 eta_token_key_get_label (key),
+                                 eta_token_key_get_fingerprint (key), job->requester,
+                                 job->requester_info.pid, 0);
+  eta_pin_request_set_flags (request, ETA_PIN_FLAG_PROTECTED_PATH);
+  return eta_prompt_handoff_start (self->main_context, self->prompter, ETA_PROMPT_HANDOFF_PIN,
+                                   request);
 }
 
 /* Closes the prompt; TRUE if the person had pressed Cancel. */
 static gboolean
-pin_pad_prompt_finish (PinPadPrompt *prompt)
+pin_pad_prompt_finish (EtaPromptHandoff *prompt)
 {
   gboolean person_cancelled;
 
-  g_cancellable_cancel (prompt->dismiss);
-  g_mutex_lock (&prompt->mutex);
-  while (!prompt->done)
-    g_cond_wait (&prompt->cond, &prompt->mutex);
-  person_cancelled = prompt->person_cancelled;
-  g_mutex_unlock (&prompt->mutex);
-  g_mutex_clear (&prompt->mutex);
-  g_cond_clear (&prompt->cond);
-  g_object_unref (prompt->request);
-  g_object_unref (prompt->dismiss);
-  g_free (prompt);
+  eta_prompt_handoff_dismiss (prompt);
+  person_cancelled = eta_prompt_handoff_person_cancelled (prompt);
+  eta_prompt_handoff_free (prompt);
   return person_cancelled;
 }
 
 /* ---- waiting for a token to be inserted ---- */
-
-typedef struct
-{
-  EtaTokenManager *self;
-  EtaPinRequest *request;
-  GCancellable *dismiss;
-  GMutex mutex;
-  GCond cond;
-  gboolean done;
-  gboolean person_cancelled;
-} TokenWait;
-
-static void
-on_token_prompt_done (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  TokenWait *wait = user_data;
-  g_autoptr (GError) error = NULL;
-  gboolean dismissed = eta_prompter_ask_for_token_finish (ETA_PROMPTER (source), result, &error);
-
-  g_mutex_lock (&wait->mutex);
-  wait->person_cancelled = !dismissed;
-  wait->done = TRUE;
-  g_cond_signal (&wait->cond);
-  g_mutex_unlock (&wait->mutex);
-}
-
-static gboolean
-start_token_prompt (gpointer user_data)
-{
-  TokenWait *wait = user_data;
-  eta_prompter_ask_for_token_async (wait->self->prompter, wait->request, wait->dismiss,
-                                    on_token_prompt_done, wait);
-  return G_SOURCE_REMOVE;
-}
 
 /* Worker thread: asks for the token and looks for the key every half second
  * until it appears, the person cancels, or the wait runs out. One prompt at
@@ -776,7 +654,8 @@ start_token_prompt (gpointer user_data)
 static EtaTokenKey *
 wait_for_token (EtaTokenManager *self, UnwrapJob *job, GError **error)
 {
-  TokenWait wait = { 0 };
+  g_autoptr (EtaPinRequest) request = NULL;
+  EtaPromptHandoff *prompt;
   EtaTokenKey *key = NULL;
   gint64 deadline;
   gboolean cancelled_before;
@@ -800,27 +679,14 @@ wait_for_token (EtaTokenManager *self, UnwrapJob *job, GError **error)
       return key;
     }
 
-  wait.self = self;
-  wait.request = eta_pin_request_new (job->token_label, "", job->key_label ? job->key_label : "",
-                                      job->fingerprint, job->requester, job->requester_info.pid,
-                                      0);
-  wait.dismiss = g_cancellable_new ();
-  g_mutex_init (&wait.mutex);
-  g_cond_init (&wait.cond);
-  g_main_context_invoke (self->main_context, start_token_prompt, &wait);
+  request = eta_pin_request_new (job->token_label, "", job->key_label ? job->key_label : "",
+                                 job->fingerprint, job->requester, job->requester_info.pid, 0);
+  prompt = eta_prompt_handoff_start (self->main_context, self->prompter,
+                                     ETA_PROMPT_HANDOFF_TOKEN, request);
 
   deadline = g_get_monotonic_time () + (gint64) job->requester_info.insert_wait_ms * 1000;
-  for (;;)
+  while (!eta_prompt_handoff_wait (prompt, g_get_monotonic_time () + ETA_TOKEN_POLL_MS * 1000))
     {
-      gboolean done;
-
-      g_mutex_lock (&wait.mutex);
-      g_cond_wait_until (&wait.cond, &wait.mutex,
-                         g_get_monotonic_time () + ETA_TOKEN_POLL_MS * 1000);
-      done = wait.done;
-      g_mutex_unlock (&wait.mutex);
-      if (done)
-        break;
       if (refresh_keys (self, PKCS11H_ENUM_METHOD_RELOAD, NULL))
         {
           g_mutex_lock (&self->lock);
@@ -830,19 +696,13 @@ wait_for_token (EtaTokenManager *self, UnwrapJob *job, GError **error)
           g_mutex_unlock (&self->lock);
         }
       if (key != NULL || g_get_monotonic_time () > deadline)
-        {
-          g_cancellable_cancel (wait.dismiss);
-          break;
-        }
+        break;
     }
-  g_mutex_lock (&wait.mutex);
-  while (!wait.done)
-    g_cond_wait (&wait.cond, &wait.mutex);
-  g_mutex_unlock (&wait.mutex);
+  eta_prompt_handoff_dismiss (prompt);
 
   if (key == NULL)
     {
-      if (wait.person_cancelled)
+      if (eta_prompt_handoff_person_cancelled (prompt))
         {
           g_mutex_lock (&self->lock);
           self->insert_cancelled_through = self->last_sequence;
@@ -856,10 +716,7 @@ wait_for_token (EtaTokenManager *self, UnwrapJob *job, GError **error)
                      job->requester_info.insert_wait_ms / 1000);
     }
   g_mutex_unlock (&self->insert_prompt_lock);
-  g_object_unref (wait.request);
-  g_object_unref (wait.dismiss);
-  g_mutex_clear (&wait.mutex);
-  g_cond_clear (&wait.cond);
+  eta_prompt_handoff_free (prompt);
   return key;
 }
 
@@ -899,7 +756,7 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
   CK_MECHANISM mechanism = { CKM_RSA_PKCS, NULL, 0 };
   pkcs11h_certificate_t certificate;
   TokenState *token_state;
-  PinPadPrompt *pin_pad;
+  EtaPromptHandoff *pin_pad;
   g_autofree gchar *what = NULL;
   GError *local_error = NULL;
   size_t size;

@@ -53,15 +53,7 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
 
   fixture->token = eta_test_token_get ();
   eta_fault_control_reset ();
-  if (data != NULL)
-    {
-      g_auto (GStrv) settings = g_strsplit (data, ";", -1);
-      for (gsize i = 0; settings[i] != NULL; i++)
-        {
-          g_auto (GStrv) pair = g_strsplit (settings[i], "=", 2);
-          eta_fault_control_set (pair[0], pair[1]);
-        }
-    }
+  eta_fault_control_apply (data);
   fixture->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
   g_test_dbus_up (fixture->bus);
   fixture->agent = eta_test_agent_start_full (env, FALSE, NULL);

@@ -211,3 +211,19 @@ eta_fault_control_wait_status (const gchar *key, const gchar *value, guint timeo
       g_usleep (5000);
     }
 }
+
+void
+eta_fault_control_apply (const gchar *settings)
+{
+  g_auto (GStrv) items = NULL;
+
+  if (settings == NULL)
+    return;
+  items = g_strsplit (settings, ";", -1);
+  for (gsize i = 0; items[i] != NULL; i++)
+    {
+      g_auto (GStrv) pair = g_strsplit (items[i], "=", 2);
+      g_assert_nonnull (pair[1]);
+      eta_fault_control_set (pair[0], pair[1]);
+    }
+}

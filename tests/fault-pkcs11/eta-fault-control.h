@@ -29,6 +29,8 @@ void eta_fault_control_set (const gchar *key, const gchar *value);
 /* Removes every setting (plain forwarding, token present) and starts the
  * counters again from zero. Also brings back a token that remove_during took. */
 void eta_fault_control_reset (void);
+/* Sets several keys at once from "key=value;key=value" (NULL: nothing). */
+void eta_fault_control_apply (const gchar *settings);
 
 /* Counter @name ("login_calls", "login_failures", "decrypt_calls", or
  * "<op>_calls" / "<op>_failures" for any operation) since the last reset. */
