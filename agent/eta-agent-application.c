@@ -3,11 +3,13 @@
 
 #include "eta-agent-application.h"
 
+#include <glib/gi18n.h>
 #include <gtk/gtk.h>
 
 #include "eta-agent-service.h"
 #include "eta-gtk-prompter.h"
 #include "eta-names.h"
+#include "eta-policy.h"
 #include "eta-terminal-prompter.h"
 #include "eta-token-manager.h"
 
@@ -18,6 +20,7 @@ struct _EtaAgentApplication
   GStrv providers;
   gboolean terminal;
   EtaTokenManager *manager;
+  EtaPolicy *policy;
   EtaAgentService *service;
   gboolean held;
 };
@@ -67,11 +70,19 @@ eta_agent_application_dbus_register (GApplication *application, GDBusConnection 
     return FALSE;
 
   prompter = make_prompter (self->terminal);
+  self->policy = eta_policy_new ();
+  /* --provider is the user's own choice for this run (testing a module, say)
+   * and replaces the site's allowed-providers list rather than being checked
+   * against it: the list keeps the agent from loading what the site did not
+   * choose by default, it is no sandbox against the user. */
+  if (self->providers == NULL)
+    self->providers = eta_policy_dup_allowed_providers (self->policy);
   self->manager = eta_token_manager_new ((const gchar * const *) self->providers, prompter,
                                          error);
   if (self->manager == NULL)
     return FALSE;
-  self->service = eta_agent_service_new (self->manager);
+  eta_policy_start (self->policy, self->manager, connection);
+  self->service = eta_agent_service_new (self->manager, self->policy);
   return eta_agent_service_export (self->service, connection, ETA_OBJECT_PATH, error);
 }
 
@@ -108,6 +119,7 @@ eta_agent_application_finalize (GObject *object)
   EtaAgentApplication *self = ETA_AGENT_APPLICATION (object);
 
   g_clear_object (&self->service);
+  g_clear_object (&self->policy);
   g_clear_object (&self->manager);
   g_strfreev (self->providers);
   G_OBJECT_CLASS (eta_agent_application_parent_class)->finalize (object);
@@ -127,10 +139,10 @@ eta_agent_application_class_init (EtaAgentApplicationClass *klass)
 
 static const GOptionEntry option_entries[] = {
   { "provider", 'p', 0, G_OPTION_ARG_FILENAME_ARRAY, NULL,
-    "Load this PKCS#11 module (repeatable; replaces the default p11-kit proxy)", "PATH" },
+    N_("Load this PKCS#11 module (repeatable; replaces the default p11-kit proxy)"), N_("PATH") },
   { "terminal", 't', 0, G_OPTION_ARG_NONE, NULL,
-    "Ask for PINs on this terminal even when a display is available", NULL },
-  { "version", 0, 0, G_OPTION_ARG_NONE, NULL, "Print the version and exit", NULL },
+    N_("Ask for PINs on this terminal even when a display is available"), NULL },
+  { "version", 0, 0, G_OPTION_ARG_NONE, NULL, N_("Print the version and exit"), NULL },
   { NULL },
 };
 
@@ -140,7 +152,7 @@ eta_agent_application_init (EtaAgentApplication *self)
   g_application_add_main_option_entries (G_APPLICATION (self), option_entries);
   g_application_set_option_context_summary (
       G_APPLICATION (self),
-      "Unwraps eCryptfs file keys with a key on a smartcard or USB token, asking for its PIN.");
+      _("Unwraps eCryptfs file keys with a key on a smartcard or USB token, asking for its PIN."));
 }
 
 EtaAgentApplication *

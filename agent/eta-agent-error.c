@@ -29,6 +29,10 @@ eta_agent_error_quark (void)
   return (GQuark) quark;
 }
 
+/* Messages of this domain stay English on purpose: they cross D-Bus to
+ * callers whose locale the agent does not know, and the key module writes
+ * them to syslog. A client that shows one to a person picks its own
+ * translated text from the error's name, in its own locale. */
 void
 eta_agent_error_set_from_ckr (GError **error, unsigned long rv, const gchar *what)
 {

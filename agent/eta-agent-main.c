@@ -1,7 +1,6 @@
 /* ecryptfs-token-agent: the per-session agent. */
-#include <locale.h>
-
 #include "eta-agent-application.h"
+#include "eta-i18n.h"
 #include "eta-secret.h"
 
 int
@@ -11,7 +10,8 @@ main (int argc, char **argv)
 
   /* Before anything secret exists in this process. */
   eta_secret_harden_process ();
-  setlocale (LC_ALL, "");
+  /* Before the option descriptions and any prompt are made. */
+  eta_i18n_init ();
   g_set_prgname ("ecryptfs-token-agent");
   application = eta_agent_application_new ();
   return g_application_run (G_APPLICATION (application), argc, argv);

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <glib/gi18n.h>
+
 #include "eta-agent-error.h"
 #include "eta-dbus-generated.h"
 #include "eta-names.h"
@@ -24,6 +26,7 @@ struct _EtaAgentService
   GObject parent_instance;
 
   EtaTokenManager *manager;
+  EtaPolicy *policy;
   EtaDBusTokenAgent1 *skeleton;
   GHashTable *sender_uids;   /* unique name → uid */
   gboolean allow_anonymous;
@@ -179,6 +182,40 @@ unwrap_call_free (UnwrapCall *call)
   g_free (call);
 }
 
+/* Who asks, from an Unwrap's or Unlock's details; @requester points into the
+ * call, which must outlive it. */
+static UnwrapCall *
+unwrap_call_new (GDBusMethodInvocation *invocation, GVariant *details,
+                 EtaRequester *requester)
+{
+  UnwrapCall *call = g_new0 (UnwrapCall, 1);
+  const gchar *requester_name = NULL;
+  const gchar *label = NULL;
+  guint32 timeout_ms = 0;
+
+  call->invocation = g_object_ref (invocation);
+  if (!g_variant_lookup (details, "requester", "&s", &requester_name))
+    requester_name = _("an unnamed program");
+  call->requester = g_utf8_make_valid (requester_name, MIN (strlen (requester_name), 64));
+  if (!g_variant_lookup (details, "pid", "u", &call->pid))
+    call->pid = 0;
+  if (g_variant_lookup (details, "timeout-ms", "u", &timeout_ms) && timeout_ms > 0)
+    call->caller_deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  if (g_variant_lookup (details, "key-label", "&s", &label))
+    call->key_label = g_utf8_make_valid (label, MIN (strlen (label), 255));
+  if (g_variant_lookup (details, "token-label", "&s", &label))
+    call->token_label = g_utf8_make_valid (label, MIN (strlen (label), 255));
+
+  requester->requester = call->requester;
+  requester->pid = call->pid;
+  requester->key_label = call->key_label;
+  requester->token_label = call->token_label;
+  requester->interactive = TRUE;
+  g_variant_lookup (details, "interactive", "b", &requester->interactive);
+  requester->insert_wait_ms = requester->interactive ? ETA_INSERT_TOKEN_WAIT_MS : 0;
+  return call;
+}
+
 /* The PIN came after the caller (the kernel, through ecryptfsd) gave up: the
  * open failed, but the token is unlocked now and a retry will work. */
 static void
@@ -191,10 +228,10 @@ notify_unlocked_late (UnwrapCall *call)
              call->requester);
   if (application == NULL)
     return;
-  notification = g_notification_new ("Token unlocked — open the file again");
+  notification = g_notification_new (_("Token unlocked — open the file again"));
   g_notification_set_body (notification,
-                           "The PIN was entered after the file open had already failed. "
-                           "The token is unlocked now: open the file again.");
+                           _("The PIN was entered after the file open had already failed. "
+                             "The token is unlocked now: open the file again."));
   g_notification_set_priority (notification, G_NOTIFICATION_PRIORITY_HIGH);
   g_application_send_notification (application, "unlocked-late", notification);
 }
@@ -257,7 +294,6 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
   g_autoptr (GBytes) wrapped = g_variant_get_data_as_bytes (wrapped_key);
   UnwrapCall *call;
   EtaRequester requester = { 0 };
-  const gchar *requester_name = NULL;
 
   if (!check_fingerprint (invocation, fingerprint))
     return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -285,35 +321,53 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
 
-  call = g_new0 (UnwrapCall, 1);
-  call->invocation = g_object_ref (invocation);
+  call = unwrap_call_new (invocation, details, &requester);
   call->session_key = g_variant_get_data_as_bytes (session_public_key);
-  if (!g_variant_lookup (details, "requester", "&s", &requester_name))
-    requester_name = "an unnamed program";
-  call->requester = g_utf8_make_valid (requester_name, MIN (strlen (requester_name), 64));
-  if (!g_variant_lookup (details, "pid", "u", &call->pid))
-    call->pid = 0;
-  {
-    guint32 timeout_ms = 0;
-    if (g_variant_lookup (details, "timeout-ms", "u", &timeout_ms) && timeout_ms > 0)
-      call->caller_deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-  }
-  {
-    const gchar *label = NULL;
-    if (g_variant_lookup (details, "key-label", "&s", &label))
-      call->key_label = g_utf8_make_valid (label, MIN (strlen (label), 255));
-    if (g_variant_lookup (details, "token-label", "&s", &label))
-      call->token_label = g_utf8_make_valid (label, MIN (strlen (label), 255));
-  }
-  requester.requester = call->requester;
-  requester.pid = call->pid;
-  requester.key_label = call->key_label;
-  requester.token_label = call->token_label;
-  requester.interactive = TRUE;
-  g_variant_lookup (details, "interactive", "b", &requester.interactive);
-  requester.insert_wait_ms = requester.interactive ? ETA_INSERT_TOKEN_WAIT_MS : 0;
   eta_token_manager_unwrap_async (self->manager, fingerprint, padding, wrapped, &requester,
                                   NULL, on_unwrapped, call);
+  return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* ---- Unlock ---- */
+
+static void
+on_unlocked (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  UnwrapCall *call = user_data;
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *fingerprint = NULL;
+  g_autofree gchar *token_label = NULL;
+
+  if (!eta_token_manager_unlock_finish (ETA_TOKEN_MANAGER (source), result, &fingerprint,
+                                        &token_label, &error))
+    {
+      g_message ("unlock for %s (pid %u) failed: %s", call->requester, call->pid,
+                 error->message);
+      g_dbus_method_invocation_return_gerror (call->invocation, error);
+    }
+  else
+    {
+      g_message ("token %s unlocked for %s (pid %u) with key %.16s", token_label,
+                 call->requester, call->pid, fingerprint);
+      g_dbus_method_invocation_return_value (call->invocation,
+                                             g_variant_new ("(ss)", fingerprint, token_label));
+    }
+  unwrap_call_free (call);
+}
+
+static gboolean
+on_handle_unlock (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocation,
+                  const gchar *fingerprint, GVariant *details, gpointer user_data)
+{
+  EtaAgentService *self = user_data;
+  EtaRequester requester = { 0 };
+  UnwrapCall *call;
+
+  if (!check_fingerprint (invocation, fingerprint))
+    return G_DBUS_METHOD_INVOCATION_HANDLED;
+  call = unwrap_call_new (invocation, details, &requester);
+  eta_token_manager_unlock_async (self->manager, fingerprint, &requester, NULL, on_unlocked,
+                                  call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -366,17 +420,49 @@ on_handle_list_keys (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invoca
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
+typedef struct
+{
+  GDBusMethodInvocation *invocation;
+  gint64 lock_deadline;
+} ListTokensCall;
+
+/* Each logged-in token gets "login-expires": when the policy ends its login. */
 static void
 on_tokens_listed (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  g_autoptr (GDBusMethodInvocation) invocation = user_data;
+  ListTokensCall *call = user_data;
   g_autoptr (GError) error = NULL;
   g_autoptr (GVariant) tokens = eta_token_manager_list_tokens_finish (ETA_TOKEN_MANAGER (source),
                                                                      result, &error);
+  g_auto (GVariantBuilder) builder = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
+  GVariantIter iter;
+  GVariant *token;
+
   if (tokens == NULL)
-    g_dbus_method_invocation_return_gerror (invocation, error);
-  else
-    g_dbus_method_invocation_return_value (invocation, g_variant_new ("(@aa{sv})", tokens));
+    {
+      g_dbus_method_invocation_return_gerror (call->invocation, error);
+      g_object_unref (call->invocation);
+      g_free (call);
+      return;
+    }
+  g_variant_iter_init (&iter, tokens);
+  while ((token = g_variant_iter_next_value (&iter)) != NULL)
+    {
+      g_auto (GVariantDict) dict;
+      const gchar *state = NULL;
+
+      g_variant_dict_init (&dict, token);
+      if (g_variant_dict_lookup (&dict, "state", "&s", &state)
+          && g_str_equal (state, "logged-in"))
+        g_variant_dict_insert (&dict, "login-expires", "x", call->lock_deadline);
+      g_variant_builder_add_value (&builder, g_variant_dict_end (&dict));
+      g_variant_unref (token);
+    }
+  g_dbus_method_invocation_return_value (call->invocation,
+                                         g_variant_new ("(@aa{sv})",
+                                                        g_variant_builder_end (&builder)));
+  g_object_unref (call->invocation);
+  g_free (call);
 }
 
 static gboolean
@@ -384,8 +470,11 @@ on_handle_list_tokens (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invo
                        gpointer user_data)
 {
   EtaAgentService *self = user_data;
-  eta_token_manager_list_tokens_async (self->manager, NULL, on_tokens_listed,
-                                       g_object_ref (invocation));
+  ListTokensCall *call = g_new0 (ListTokensCall, 1);
+
+  call->invocation = g_object_ref (invocation);
+  call->lock_deadline = self->policy ? eta_policy_get_lock_deadline (self->policy) : 0;
+  eta_token_manager_list_tokens_async (self->manager, NULL, on_tokens_listed, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -443,6 +532,7 @@ eta_agent_service_dispose (GObject *object)
     g_clear_signal_handler (&self->state_handler, self->manager);
   g_clear_object (&self->skeleton);
   g_clear_object (&self->manager);
+  g_clear_object (&self->policy);
   g_clear_pointer (&self->sender_uids, g_hash_table_unref);
   G_OBJECT_CLASS (eta_agent_service_parent_class)->dispose (object);
 }
@@ -460,11 +550,12 @@ eta_agent_service_init (EtaAgentService *self)
 }
 
 EtaAgentService *
-eta_agent_service_new (EtaTokenManager *manager)
+eta_agent_service_new (EtaTokenManager *manager, EtaPolicy *policy)
 {
   EtaAgentService *self = g_object_new (ETA_TYPE_AGENT_SERVICE, NULL);
 
   self->manager = g_object_ref (manager);
+  self->policy = policy ? g_object_ref (policy) : NULL;
   self->skeleton = eta_dbus_token_agent1_skeleton_new ();
   /* Test-only: a VM reaches the test bus with ANONYMOUS authentication, which
    * carries no uid. Never set in a real session. */
@@ -476,6 +567,7 @@ eta_agent_service_new (EtaTokenManager *manager)
   g_signal_connect (self->skeleton, "g-authorize-method", G_CALLBACK (on_authorize_method), self);
   g_signal_connect (self->skeleton, "handle-resolve-key", G_CALLBACK (on_handle_resolve_key), self);
   g_signal_connect (self->skeleton, "handle-unwrap", G_CALLBACK (on_handle_unwrap), self);
+  g_signal_connect (self->skeleton, "handle-unlock", G_CALLBACK (on_handle_unlock), self);
   g_signal_connect (self->skeleton, "handle-list-keys", G_CALLBACK (on_handle_list_keys), self);
   g_signal_connect (self->skeleton, "handle-list-tokens", G_CALLBACK (on_handle_list_tokens), self);
   g_signal_connect (self->skeleton, "handle-lock", G_CALLBACK (on_handle_lock), self);

@@ -5,6 +5,7 @@
 
 #include <gio/gio.h>
 
+#include "eta-policy.h"
 #include "eta-token-manager.h"
 
 G_BEGIN_DECLS
@@ -12,7 +13,8 @@ G_BEGIN_DECLS
 #define ETA_TYPE_AGENT_SERVICE (eta_agent_service_get_type ())
 G_DECLARE_FINAL_TYPE (EtaAgentService, eta_agent_service, ETA, AGENT_SERVICE, GObject)
 
-EtaAgentService *eta_agent_service_new (EtaTokenManager *manager);
+/* @policy (may be NULL) tells when logins end, for ListTokens. */
+EtaAgentService *eta_agent_service_new (EtaTokenManager *manager, EtaPolicy *policy);
 gboolean eta_agent_service_export (EtaAgentService *self, GDBusConnection *connection,
                                    const gchar *object_path, GError **error);
 void eta_agent_service_unexport (EtaAgentService *self);

@@ -1,6 +1,8 @@
 /* See eta-pin-request.h. */
 #include "eta-pin-request.h"
 
+#include <glib/gi18n.h>
+
 struct _EtaPinRequest
 {
   GObject parent_instance;
@@ -55,7 +57,7 @@ eta_pin_request_new (const gchar *token_label, const gchar *token_serial,
   self->token_serial = g_strdup (token_serial ? token_serial : "");
   self->key_label = g_strdup (key_label ? key_label : "");
   self->fingerprint = g_strdup (fingerprint ? fingerprint : "");
-  self->requester = g_strdup (requester ? requester : "unknown program");
+  self->requester = g_strdup (requester ? requester : _("unknown program"));
   self->requester_pid = requester_pid;
   self->retry = retry;
   return self;

@@ -10,6 +10,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <glib/gi18n.h>
+
 #include "eta-agent-error.h"
 
 #define MAX_PIN_BYTES 256
@@ -51,25 +53,27 @@ describe_request (EtaPinRequest *request)
   g_autofree gchar *short_fpr = eta_pin_request_dup_short_fingerprint (request);
   GString *text = g_string_new ("\n");
 
-  g_string_append_printf (text, "ecryptfs-token-agent: %s (pid %u) needs the key \"%s\" (%s)\n",
+  /* TRANSLATORS: the program asking, its process id, the key's label and
+   * the start of its fingerprint. */
+  g_string_append_printf (text, _("ecryptfs-token-agent: %s (pid %u) needs the key \"%s\" (%s)\n"),
                           eta_pin_request_get_requester (request),
                           eta_pin_request_get_requester_pid (request),
                           eta_pin_request_get_key_label (request), short_fpr);
-  g_string_append_printf (text, "  on token \"%s\" (serial %s).\n",
+  g_string_append_printf (text, _("  on token \"%s\" (serial %s).\n"),
                           eta_pin_request_get_token_label (request),
                           eta_pin_request_get_token_serial (request));
   if (eta_pin_request_get_retry (request) > 0)
-    g_string_append (text, "Wrong PIN, try again.\n");
+    g_string_append (text, _("Wrong PIN, try again.\n"));
   if (eta_pin_request_get_flags (request) & ETA_PIN_FLAG_FINAL_TRY)
-    g_string_append (text, "Final try: if this PIN is wrong, the token blocks its PIN.\n");
+    g_string_append (text, _("Final try: if this PIN is wrong, the token blocks its PIN.\n"));
   else if (eta_pin_request_get_flags (request) & ETA_PIN_FLAG_COUNT_LOW)
-    g_string_append (text, "Only a few tries are left before the token blocks its PIN.\n");
+    g_string_append (text, _("Only a few tries are left before the token blocks its PIN.\n"));
   if (eta_pin_request_get_flags (request) & ETA_PIN_FLAG_PROTECTED_PATH)
-    g_string_append_printf (text, "Enter the PIN of %s on the reader's keypad "
-                            "(press Enter here to cancel): ",
+    g_string_append_printf (text, _("Enter the PIN of %s on the reader's keypad "
+                                    "(press Enter here to cancel): "),
                             eta_pin_request_get_token_label (request));
   else
-    g_string_append_printf (text, "PIN for %s (empty line cancels): ",
+    g_string_append_printf (text, _("PIN for %s (empty line cancels): "),
                             eta_pin_request_get_token_label (request));
   return g_string_free (text, FALSE);
 }
@@ -148,8 +152,8 @@ prompt_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable
   if (eta_pin_request_get_flags (job->request) & ETA_PIN_FLAG_LOCKED)
     {
       g_autofree gchar *locked = g_strdup_printf (
-          "\necryptfs-token-agent: the PIN of token \"%s\" is blocked. Unblock it with the "
-          "token's PUK or security officer PIN, then try again.\n",
+          _("\necryptfs-token-agent: the PIN of token \"%s\" is blocked. Unblock it with the "
+            "token's PUK or security officer PIN, then try again.\n"),
           eta_pin_request_get_token_label (job->request));
       write_text (self->fd, locked);
       g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_PIN_LOCKED,
@@ -171,7 +175,7 @@ prompt_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable
     tcsetattr (self->fd, TCSANOW, &saved);
   /* Dismissed by the agent (a PIN pad finished): no "Cancelled" then. */
   write_text (self->fd, result == 1 || (result < 0 && errno == ECANCELED) ? "\n"
-                                                                         : "\nCancelled.\n");
+                                                                         : _("\nCancelled.\n"));
   g_mutex_unlock (&self->one_prompt_at_a_time);
 
   if (result == 1)
@@ -233,8 +237,10 @@ ask_for_token_in_thread (GTask *task, gpointer source, gpointer task_data,
   g_autofree gchar *text = NULL;
   int result;
 
-  text = g_strdup_printf ("\necryptfs-token-agent: %s (pid %u) needs the key \"%s\" (%s).\n"
-                          "Insert the token \"%s\" that holds it (press Enter to cancel): ",
+  /* TRANSLATORS: the program asking, its process id, the key's label, the
+   * start of its fingerprint and the token's label. */
+  text = g_strdup_printf (_("\necryptfs-token-agent: %s (pid %u) needs the key \"%s\" (%s).\n"
+                            "Insert the token \"%s\" that holds it (press Enter to cancel): "),
                           eta_pin_request_get_requester (job->request),
                           eta_pin_request_get_requester_pid (job->request),
                           eta_pin_request_get_key_label (job->request), short_fpr,
@@ -242,7 +248,8 @@ ask_for_token_in_thread (GTask *task, gpointer source, gpointer task_data,
   g_mutex_lock (&self->one_prompt_at_a_time);
   write_text (self->fd, text);
   result = read_line (self->fd, line, dismiss);
-  write_text (self->fd, result < 0 && errno == ECANCELED ? "\nToken found.\n" : "\nCancelled.\n");
+  write_text (self->fd,
+              result < 0 && errno == ECANCELED ? _("\nToken found.\n") : _("\nCancelled.\n"));
   g_mutex_unlock (&self->one_prompt_at_a_time);
 
   if (result < 0 && errno == ECANCELED)

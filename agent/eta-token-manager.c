@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <glib/gi18n.h>
 #include <pkcs11-helper-1.0/pkcs11h-certificate.h>
 #include <pkcs11-helper-1.0/pkcs11h-core.h>
 #include <pkcs11-helper-1.0/pkcs11h-token.h>
@@ -66,7 +67,7 @@ struct _EtaTokenManager
 
 G_DEFINE_FINAL_TYPE (EtaTokenManager, eta_token_manager, G_TYPE_OBJECT)
 
-enum { SIGNAL_TOKEN_STATE_CHANGED, N_SIGNALS };
+enum { SIGNAL_TOKEN_STATE_CHANGED, SIGNAL_UNWRAPPED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 /* The unwrap a worker thread is doing, for the PIN hook, which pkcs11-helper
@@ -117,43 +118,64 @@ token_state_lookup (EtaTokenManager *self, const pkcs11h_token_id_t token)
   return state;
 }
 
+/* A signal about a token, sent from a worker thread to the main thread. */
 typedef struct
 {
   EtaTokenManager *self;
+  guint signal;
   gchar *label;
   gchar *serial;
-  const gchar *state;
-} StateChange;
+  const gchar *state;   /* token-state-changed only */
+} TokenSignal;
 
 static gboolean
-emit_state_change (gpointer data)
+emit_token_signal (gpointer data)
 {
-  StateChange *change = data;
+  TokenSignal *event = data;
 
-  g_signal_emit (change->self, signals[SIGNAL_TOKEN_STATE_CHANGED], 0,
-                 change->label, change->serial, change->state);
-  g_object_unref (change->self);
-  g_free (change->label);
-  g_free (change->serial);
-  g_free (change);
+  if (event->signal == signals[SIGNAL_TOKEN_STATE_CHANGED])
+    g_signal_emit (event->self, event->signal, 0, event->label, event->serial, event->state);
+  else
+    g_signal_emit (event->self, event->signal, 0, event->label, event->serial);
+  g_object_unref (event->self);
+  g_free (event->label);
+  g_free (event->serial);
+  g_free (event);
   return G_SOURCE_REMOVE;
 }
 
 /* Called with self->lock held; the signal goes out on the main thread. */
 static void
+send_token_signal (EtaTokenManager *self, TokenState *state, guint signal,
+                   const gchar *state_name)
+{
+  TokenSignal *event = g_new0 (TokenSignal, 1);
+
+  event->self = g_object_ref (self);
+  event->signal = signal;
+  event->label = g_strdup (state->label);
+  event->serial = g_strdup (state->serial);
+  event->state = state_name;
+  g_main_context_invoke (self->main_context, emit_token_signal, event);
+}
+
+/* Called with self->lock held. */
+static void
 set_logged_in (EtaTokenManager *self, TokenState *state, gboolean logged_in)
 {
-  StateChange *change;
-
   if (state->logged_in == logged_in)
     return;
   state->logged_in = logged_in;
-  change = g_new0 (StateChange, 1);
-  change->self = g_object_ref (self);
-  change->label = g_strdup (state->label);
-  change->serial = g_strdup (state->serial);
-  change->state = logged_in ? "logged-in" : "locked";
-  g_main_context_invoke (self->main_context, emit_state_change, change);
+  send_token_signal (self, state, signals[SIGNAL_TOKEN_STATE_CHANGED],
+                     logged_in ? "logged-in" : "locked");
+}
+
+/* Called with self->lock held: a key on this token was just used (the
+ * policy's idle timeout counts from here). */
+static void
+announce_unwrap (EtaTokenManager *self, TokenState *state)
+{
+  send_token_signal (self, state, signals[SIGNAL_UNWRAPPED], NULL);
 }
 
 /* ---- the PIN hook: a worker thread waits while the main thread prompts ---- */
@@ -559,6 +581,7 @@ typedef struct
   EtaRequester requester_info;
   guint64 sequence;
   gchar *full_fingerprint;
+  gchar *found_token_label;
 } UnwrapJob;
 
 static void
@@ -570,6 +593,7 @@ unwrap_job_free (UnwrapJob *job)
   g_free (job->key_label);
   g_free (job->token_label);
   g_free (job->full_fingerprint);
+  g_free (job->found_token_label);
   g_free (job);
 }
 
@@ -744,10 +768,13 @@ forget_token (EtaTokenManager *self, EtaTokenKey *key)
   g_rw_lock_writer_unlock (&self->pkcs11_lock);
 }
 
-/* One attempt on the key's token. *token_gone tells that the token vanished,
- * so that the caller can ask for it and try again. */
-static EtaSecret *
-unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError **error)
+/* One attempt on the key's token: log in (prompting when needed), then
+ * decrypt job->wrapped into *plaintext_out; a job without a ciphertext only
+ * logs in. *token_gone tells that the token vanished, so that the caller can
+ * ask for it and try again. */
+static gboolean
+unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
+             gboolean *token_gone, GError **error)
 {
   g_autoptr (EtaTokenKey) key = NULL;
   g_autoptr (EtaSecret) plaintext = NULL;
@@ -774,10 +801,12 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
   if (key == NULL)
     {
       g_propagate_error (error, local_error);
-      return NULL;
+      return FALSE;
     }
   g_free (job->full_fingerprint);
   job->full_fingerprint = g_strdup (eta_token_key_get_fingerprint (key));
+  g_free (job->found_token_label);
+  job->found_token_label = g_strdup (eta_token_key_get_token_label (key));
   what = g_strdup_printf ("decrypting with key %.16s (%s) on token %s",
                           eta_token_key_get_fingerprint (key), eta_token_key_get_label (key),
                           eta_token_key_get_token_label (key));
@@ -785,18 +814,18 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
   /* RSA ciphertexts are exactly as long as the modulus; anything else would
    * only make the token fail (and pkcs11-helper log in again). */
   modulus_bytes = (eta_token_key_get_bits (key) + 7) / 8;
-  if (g_bytes_get_size (job->wrapped) != modulus_bytes)
+  if (job->wrapped != NULL && g_bytes_get_size (job->wrapped) != modulus_bytes)
     {
       g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_INVALID_ARGUMENT,
                    "the wrapped key is %zu bytes; key %.16s needs exactly %zu",
                    g_bytes_get_size (job->wrapped), eta_token_key_get_fingerprint (key),
                    modulus_bytes);
-      return NULL;
+      return FALSE;
     }
 
   certificate = get_certificate (self, key, error);
   if (certificate == NULL)
-    return NULL;
+    return FALSE;
   if (job->padding == ETA_PADDING_OAEP)
     {
       mechanism.mechanism = CKM_RSA_PKCS_OAEP;
@@ -809,7 +838,8 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
   context.requester = &job->requester_info;
   g_private_set (&current_unwrap, &context);
 
-  plaintext = eta_secret_new (modulus_bytes);
+  if (job->wrapped != NULL)
+    plaintext = eta_secret_new (modulus_bytes);
   size = modulus_bytes;
   /* Log in first (the only place a PIN is asked for), then decrypt under
    * the session lock. ensureKeyAccess takes the session lock itself, and
@@ -830,7 +860,7 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
           g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_LOCKED,
                        "token %s is locked and its PIN prompt is open; not waiting for it",
                        eta_token_key_get_token_label (key));
-          return NULL;
+          return FALSE;
         }
       g_mutex_lock (&token_state->operation_lock);
     }
@@ -844,9 +874,9 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
   if (pin_pad != NULL && pin_pad_prompt_finish (pin_pad) && rv != CKR_OK)
     g_set_error (&context.prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
                  "the PIN-pad prompt was cancelled");
-  if (rv == CKR_OK)
+  if (rv == CKR_OK && job->wrapped != NULL)
     rv = pkcs11h_certificate_lockSession (certificate);
-  if (rv == CKR_OK)
+  if (rv == CKR_OK && job->wrapped != NULL)
     {
       rv = pkcs11h_certificate_decrypt_ex (certificate, &mechanism,
                                            g_bytes_get_data (job->wrapped, NULL),
@@ -864,12 +894,16 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
       forget_token (self, key);
       *token_gone = TRUE;
       eta_agent_error_set_from_ckr (error, rv, what);
-      return NULL;
+      return FALSE;
     }
 
   g_mutex_lock (&self->lock);
   if (rv == CKR_OK)
-    set_logged_in (self, token_state, TRUE);
+    {
+      set_logged_in (self, token_state, TRUE);
+      if (job->wrapped != NULL)
+        announce_unwrap (self, token_state);
+    }
   else if (context.prompt_error != NULL || context.relogin_refused || rv == CKR_PIN_INCORRECT)
     set_logged_in (self, token_state, FALSE);
   g_mutex_unlock (&self->lock);
@@ -891,11 +925,13 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, gboolean *token_gone, GError
         }
       else
         eta_agent_error_set_from_ckr (error, rv, what);
-      return NULL;
+      return FALSE;
     }
   g_clear_error (&context.prompt_error);
-  eta_secret_set_length (plaintext, size);
-  return g_steal_pointer (&plaintext);
+  if (plaintext != NULL)
+    eta_secret_set_length (plaintext, size);
+  *plaintext_out = g_steal_pointer (&plaintext);
+  return TRUE;
 }
 
 static void
@@ -905,38 +941,37 @@ unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
   UnwrapJob *job = data;
   GError *error = NULL;
   gboolean token_gone = FALSE;
-  EtaSecret *plaintext = unwrap_once (self, job, &token_gone, &error);
+  EtaSecret *plaintext = NULL;
+  gboolean done = unwrap_once (self, job, &plaintext, &token_gone, &error);
 
   /* A token pulled out since the last look: ask for it once, as if it had
    * never been seen. */
-  if (plaintext == NULL && token_gone)
+  if (!done && token_gone)
     {
       g_clear_error (&error);
       refresh_keys (self, PKCS11H_ENUM_METHOD_RELOAD, NULL);
-      plaintext = unwrap_once (self, job, &token_gone, &error);
+      done = unwrap_once (self, job, &plaintext, &token_gone, &error);
     }
-  if (plaintext == NULL)
+  if (!done)
     g_task_return_error (task, error);
+  else if (plaintext == NULL)
+    g_task_return_boolean (task, TRUE);
   else
     g_task_return_pointer (task, plaintext, (GDestroyNotify) eta_secret_unref);
 }
 
-void
-eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerprint,
-                                EtaPadding padding, GBytes *wrapped,
-                                const EtaRequester *requester,
-                                GCancellable *cancellable,
-                                GAsyncReadyCallback callback, gpointer user_data)
+/* An unwrap, or with @wrapped NULL a login only. */
+static void
+start_unwrap_job (EtaTokenManager *self, GTask *task, const gchar *fingerprint,
+                  EtaPadding padding, GBytes *wrapped, const EtaRequester *requester)
 {
-  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
   UnwrapJob *job = g_new0 (UnwrapJob, 1);
 
-  g_task_set_source_tag (task, eta_token_manager_unwrap_async);
   job->fingerprint = g_strdup (fingerprint);
   job->padding = padding;
-  job->wrapped = g_bytes_ref (wrapped);
+  job->wrapped = wrapped ? g_bytes_ref (wrapped) : NULL;
   job->requester = g_strdup (requester && requester->requester ? requester->requester
-                                                               : "unknown program");
+                                                               : _("unknown program"));
   job->requester_info.requester = job->requester;
   job->requester_info.pid = requester ? requester->pid : 0;
   job->key_label = g_strdup (requester ? requester->key_label : NULL);
@@ -950,6 +985,47 @@ eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerprint,
   g_mutex_unlock (&self->lock);
   g_task_set_task_data (task, job, (GDestroyNotify) unwrap_job_free);
   run_in_worker (self, task, unwrap_in_thread);
+}
+
+void
+eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerprint,
+                                EtaPadding padding, GBytes *wrapped,
+                                const EtaRequester *requester,
+                                GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+
+  g_return_if_fail (wrapped != NULL);
+  g_task_set_source_tag (task, eta_token_manager_unwrap_async);
+  start_unwrap_job (self, task, fingerprint, padding, wrapped, requester);
+}
+
+void
+eta_token_manager_unlock_async (EtaTokenManager *self, const gchar *fingerprint,
+                                const EtaRequester *requester, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_autoptr (GTask) task = g_task_new (self, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, eta_token_manager_unlock_async);
+  start_unwrap_job (self, task, fingerprint, ETA_PADDING_OAEP, NULL, requester);
+}
+
+gboolean
+eta_token_manager_unlock_finish (EtaTokenManager *self, GAsyncResult *result,
+                                 gchar **fingerprint_out, gchar **token_label_out,
+                                 GError **error)
+{
+  UnwrapJob *job = g_task_get_task_data (G_TASK (result));
+
+  if (!g_task_propagate_boolean (G_TASK (result), error))
+    return FALSE;
+  if (fingerprint_out != NULL)
+    *fingerprint_out = g_strdup (job->full_fingerprint);
+  if (token_label_out != NULL)
+    *token_label_out = g_strdup (job->found_token_label);
+  return TRUE;
 }
 
 EtaSecret *
@@ -1040,6 +1116,9 @@ eta_token_manager_class_init (EtaTokenManagerClass *klass)
     g_signal_new ("token-state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING,
                   G_TYPE_STRING);
+  signals[SIGNAL_UNWRAPPED] =
+    g_signal_new ("unwrapped", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
 }
 
 static void

@@ -72,6 +72,18 @@ void eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerp
 EtaSecret *eta_token_manager_unwrap_finish (EtaTokenManager *self, GAsyncResult *result,
                                             gchar **fingerprint_out, GError **error);
 
+/* Logs in to the token holding @fingerprint now, prompting as an unwrap
+ * would (insert-token wait, PIN, PIN pad), so that later unwraps need no
+ * prompt. Succeeds at once when the token is already logged in. */
+void eta_token_manager_unlock_async (EtaTokenManager *self, const gchar *fingerprint,
+                                     const EtaRequester *requester, GCancellable *cancellable,
+                                     GAsyncReadyCallback callback, gpointer user_data);
+/* In @fingerprint_out the key's full fingerprint, in @token_label_out the
+ * label of the token logged in to. */
+gboolean eta_token_manager_unlock_finish (EtaTokenManager *self, GAsyncResult *result,
+                                          gchar **fingerprint_out, gchar **token_label_out,
+                                          GError **error);
+
 /* Logs out of every token; the next unwrap asks for the PIN again. */
 void eta_token_manager_lock_async (EtaTokenManager *self, GCancellable *cancellable,
                                    GAsyncReadyCallback callback, gpointer user_data);
@@ -79,6 +91,7 @@ gboolean eta_token_manager_lock_finish (EtaTokenManager *self, GAsyncResult *res
                                         GError **error);
 
 /* Signals (main thread): "token-state-changed" (label, serial, state) with
- * state "logged-in" or "locked". */
+ * state "logged-in" or "locked"; "unwrapped" (label, serial) after each
+ * successful decryption on that token. */
 
 G_END_DECLS

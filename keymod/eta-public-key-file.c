@@ -237,6 +237,41 @@ eta_public_key_find_record (const gchar *fingerprint_prefix, GError **error)
   return NULL;
 }
 
+GPtrArray *
+eta_public_key_list_records (void)
+{
+  g_auto (GStrv) dirs = eta_public_key_record_dirs ();
+  GPtrArray *records = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) eta_public_key_record_free);
+  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+
+  for (gsize i = 0; dirs[i] != NULL; i++)
+    {
+      g_autoptr (GDir) dir = g_dir_open (dirs[i], 0, NULL);
+      const gchar *name;
+
+      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree gchar *path = NULL;
+          EtaPublicKeyRecord *record;
+
+          if (!g_str_has_suffix (name, ".key"))
+            continue;
+          path = g_build_filename (dirs[i], name, NULL);
+          record = load_record (path, NULL);
+          /* The most specific directory's copy of a key wins. */
+          if (record == NULL || g_hash_table_contains (seen, record->fingerprint_hex))
+            {
+              g_clear_pointer (&record, eta_public_key_record_free);
+              continue;
+            }
+          g_hash_table_add (seen, record->fingerprint_hex);
+          g_ptr_array_add (records, record);
+        }
+    }
+  return records;
+}
+
 gboolean
 eta_public_key_save_record (const EtaPublicKeyRecord *record, const gchar *dir,
                             gchar **path_out, GError **error)

@@ -36,6 +36,10 @@ GStrv eta_public_key_record_dirs (void);
 EtaPublicKeyRecord *eta_public_key_find_record (const gchar *fingerprint_prefix,
                                                 GError **error);
 
+/* Every readable record of every directory, one per key (the most specific
+ * directory's), as EtaPublicKeyRecord; unreadable files are left out. */
+GPtrArray *eta_public_key_list_records (void);
+
 /* Saves @record as <fingerprint>.key in @dir (created 0700). */
 gboolean eta_public_key_save_record (const EtaPublicKeyRecord *record,
                                      const gchar *dir, gchar **path_out,

@@ -15,6 +15,7 @@ packages=(
     # build
     build-essential cmake pkg-config
     libglib2.0-dev libglib2.0-bin          # gio, gdbus-codegen, gdbus
+    libjson-glib-dev                       # ecryptfs-token --json
     libpkcs11-helper1-dev libssl-dev libecryptfs-dev libkeyutils-dev
     # runtime of the tests and the demo
     ecryptfs-utils                         # ecryptfsd, passphrase key module
@@ -29,6 +30,8 @@ packages=(
     libgtk-4-dev xvfb xauth python3-pyatspi at-spi2-core
     libsecret-1-dev gnome-keyring imagemagick
     desktop-file-utils appstream           # data file validation (tests/test-data-files.sh)
+    gettext gettext-base                   # catalogues, po/make-pot.sh, tests/test-po.sh
+    groff-base man-db                      # manual page checks (tests/test-man-pages.sh)
 )
 
 sudo=()

@@ -218,6 +218,26 @@ test_unwrap_prompts_once (Fixture *fixture, gconstpointer data)
   g_assert_cmpuint (eta_test_agent_get_prompt_count (fixture->agent), ==, 1);
 }
 
+/* SSH and console sessions: without a display the agent asks on its own
+ * terminal, with no --terminal needed, and coalesces as the dialogs do. */
+static void
+test_no_display_prompts_on_terminal (Fixture *fixture, gconstpointer data)
+{
+  const gchar *no_display[] = { "DISPLAY=", "WAYLAND_DISPLAY=", NULL };
+  g_autofree gchar *output = NULL;
+
+  eta_agent_client_disconnect ();
+  eta_test_agent_stop (fixture->agent);
+  fixture->agent = eta_test_agent_start_full (no_display, FALSE, NULL);
+  eta_test_agent_queue_answer (fixture->agent, ETA_TEST_TOKEN_PIN);
+  roundtrip (fixture, ETA_TEST_KEY_RSA2048, ETA_PADDING_OAEP, 35);
+  roundtrip (fixture, ETA_TEST_KEY_RSA3072, ETA_PADDING_PKCS1, 19);
+  g_assert_cmpuint (eta_test_agent_get_prompt_count (fixture->agent), ==, 1);
+  output = eta_test_agent_dup_terminal_output (fixture->agent);
+  g_assert_nonnull (strstr (output, ETA_TEST_TOKEN_LABEL));
+  g_assert_null (strstr (output, ETA_TEST_TOKEN_PIN));
+}
+
 static void
 test_prompt_shows_who_and_what (Fixture *fixture, gconstpointer data)
 {
@@ -370,18 +390,6 @@ test_concurrent_cancel_fails_all (Fixture *fixture, gconstpointer data)
 }
 
 static void
-on_state_changed (GDBusConnection *connection, const gchar *sender, const gchar *path,
-                  const gchar *interface, const gchar *signal, GVariant *parameters,
-                  gpointer user_data)
-{
-  GPtrArray *states = user_data;
-  const gchar *label, *serial, *state;
-
-  g_variant_get (parameters, "(&s&s&s)", &label, &serial, &state);
-  g_ptr_array_add (states, g_strdup (state));
-}
-
-static void
 test_lock (Fixture *fixture, gconstpointer data)
 {
   g_autoptr (GPtrArray) states = g_ptr_array_new_with_free_func (g_free);
@@ -390,10 +398,7 @@ test_lock (Fixture *fixture, gconstpointer data)
   guint subscription;
   gint64 deadline;
 
-  subscription = g_dbus_connection_signal_subscribe (fixture->connection, NULL, ETA_INTERFACE,
-                                                     "TokenStateChanged", ETA_OBJECT_PATH,
-                                                     NULL, G_DBUS_SIGNAL_FLAGS_NONE,
-                                                     on_state_changed, states, NULL);
+  subscription = eta_test_watch_token_states (fixture->connection, states);
   eta_test_agent_queue_answer (fixture->agent, ETA_TEST_TOKEN_PIN);
   roundtrip (fixture, ETA_TEST_KEY_RSA2048, ETA_PADDING_OAEP, 35);
   reply = call_agent (fixture, "Lock", NULL, "()", &error);
@@ -802,6 +807,7 @@ main (int argc, char **argv)
   ADD ("/agent/bus/list-tokens", test_list_tokens);
   ADD ("/agent/bus/unwrap-prompts-once", test_unwrap_prompts_once);
   ADD ("/agent/bus/prompt-says-who-and-what", test_prompt_shows_who_and_what);
+  ADD ("/agent/bus/no-display-prompts-on-terminal", test_no_display_prompts_on_terminal);
   ADD ("/agent/bus/wrong-then-right-pin", test_wrong_then_right_pin);
   ADD ("/agent/bus/wrong-pin-three-times", test_wrong_pin_three_times);
   ADD ("/agent/bus/cancel", test_cancel);

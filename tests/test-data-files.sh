@@ -5,7 +5,8 @@
 #
 # usage: tests/test-data-files.sh AGENT-BINARY DATA-BUILD-DIR
 #   AGENT-BINARY    the built ecryptfs-token-agent
-#   DATA-BUILD-DIR  the build tree's data/ (holds the configured .service files)
+#   DATA-BUILD-DIR  the build tree's data/ (holds the configured .service files
+#                   and the translated desktop entry and metainfo, as installed)
 # Prints TAP-like ok / not ok lines; exits non-zero on any failure. A missing
 # tool is a failure, not a skip.
 set -euo pipefail
@@ -16,19 +17,17 @@ if [ $# -ne 2 ]; then
 fi
 agent=$(readlink -f "$1")
 build_data=$2
-src_data=$(cd "$(dirname "${BASH_SOURCE[0]}")/../data" && pwd)
 
 app_id=org.ecryptfs.TokenAgent1
 object_path=/org/ecryptfs/TokenAgent1
 softhsm=/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
 
-desktop=$src_data/$app_id.desktop
-metainfo=$src_data/$app_id.metainfo.xml
+# The translated copies po/ writes are what is installed: validate those.
+desktop=$build_data/$app_id.desktop
+metainfo=$build_data/$app_id.metainfo.xml
 dbus_service=$build_data/$app_id.service
 unit=$build_data/ecryptfs-token-agent.service
 
-failures=0
-n=0
 tmp=$(mktemp -d /tmp/eta-data-files.XXXXXX)
 daemon_pid=
 agent_pid=
@@ -53,21 +52,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-    n=$((n + 1)); failures=$((failures + 1))
-    echo "not ok $n - $1"
-    if [ $# -gt 1 ] && [ -n "$2" ]; then
-        sed 's/^/#   /' <<<"$2"
-    fi
-}
-need() {
-    if command -v "$1" >/dev/null 2>&1; then
-        return 0
-    fi
-    not_ok "$2 (tool '$1' is missing; tests/install-deps.sh installs it)"
-    return 1
-}
+# shellcheck source=tests/tap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 # --- the files exist ---------------------------------------------------------
 for f in "$desktop" "$metainfo" "$dbus_service" "$unit" "$agent"; do

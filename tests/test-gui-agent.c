@@ -1,5 +1,10 @@
 /* The real agent with its GTK dialog, driven from outside through AT-SPI as
- * a screen reader would (tests/gui/atspi-pin.py), under Xvfb. */
+ * a screen reader would (tests/gui/atspi-pin.py), under Xvfb.
+ *
+ * With ETA_TEST_GUI_LANGUAGE=de the German suite runs instead: the agent
+ * inherits LANGUAGE=de and ECRYPTFS_TOKEN_AGENT_LOCALEDIR (the build tree's
+ * catalogues) from the test's environment, and the dialogs must speak German. */
+#include <locale.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -17,6 +22,9 @@
 
 /* GTestDBus unsets DISPLAY; the agent and screenshots need Xvfb's. */
 static gchar *display;
+/* Extra arguments for the driver: the buttons' labels when they are not
+ * English. */
+static const gchar * const *driver_options;
 
 typedef struct
 {
@@ -81,6 +89,8 @@ run_driver (const gchar * const *args, gchar **out)
   g_ptr_array_add (argv, (gpointer) DRIVER);
   for (gsize i = 0; args[i] != NULL; i++)
     g_ptr_array_add (argv, (gpointer) args[i]);
+  for (gsize i = 0; driver_options != NULL && driver_options[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) driver_options[i]);
   g_ptr_array_add (argv, NULL);
   g_spawn_sync (NULL, (gchar **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, &err,
                 &status, &error);
@@ -305,6 +315,129 @@ test_token_removed_while_dialog_open (Fixture *fixture, gconstpointer data)
   g_assert_cmpstr (g_strstrip (left), ==, "0");
 }
 
+/* --- German ----------------------------------------------------------------- */
+
+static const gchar * const german_labels[] = {
+  "--cancel-label", "Abbrechen", "--close-label", "Schließen",
+  "--unlock-label", "Entsperren", "--confirm-label", "Trotzdem versuchen", NULL,
+};
+
+/* Fails unless @shown holds every one of @texts and none of @english. */
+static void
+assert_shown (const gchar *shown, const gchar * const *texts, const gchar * const *english)
+{
+  for (gsize i = 0; texts[i] != NULL; i++)
+    if (strstr (shown, texts[i]) == NULL)
+      g_error ("the dialog does not say \"%s\"; it shows:\n%s", texts[i], shown);
+  for (gsize i = 0; english[i] != NULL; i++)
+    if (strstr (shown, english[i]) != NULL)
+      g_error ("the dialog still says \"%s\" in English; it shows:\n%s", english[i], shown);
+}
+
+static void
+test_german_pin_dialog (Fixture *fixture, gconstpointer data)
+{
+  EtaTestUnwrap *job = start_unwrap (fixture);
+  const gchar *empty[] = { "enter", "", NULL };
+  const gchar *wrong[] = { "enter", "0000", NULL };
+  const gchar *right[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
+  const gchar *german[] = {
+    "window: Token entsperren",
+    "Geben Sie die PIN von „" ETA_TEST_TOKEN_LABEL "“ ein, um verschlüsselte Dateien zu öffnen",
+    "Token: " ETA_TEST_TOKEN_LABEL " (Seriennummer ",
+    "Schlüssel: ",
+    "Angefragt von: ",
+    "password text: PIN",
+    "push button: _Abbrechen",
+    "push button: _Entsperren",
+    NULL,
+  };
+  const gchar *english[] = { "Unlock", "Cancel", "Enter the PIN", "Key:", "Asked by", NULL };
+  g_autofree gchar *shown = wait_for_dialog_text ("Geben Sie die PIN");
+  g_autofree gchar *empty_shown = NULL;
+  g_autofree gchar *again = NULL;
+
+  assert_shown (shown, german, english);
+  g_assert_nonnull (strstr (shown, fixture->token->label[ETA_TEST_KEY_RSA2048]));
+  screenshot ("pin-dialog-de");
+  /* Unlock with nothing typed asks for the PIN. */
+  g_assert_cmpint (run_driver (empty, NULL), ==, 0);
+  empty_shown = wait_for_dialog_text ("Geben Sie die PIN des Tokens ein.");
+  g_assert_null (strstr (empty_shown, "Type the token"));
+  /* A wrong PIN: the dialog comes back and says so in German. */
+  g_assert_cmpint (run_driver (wrong, NULL), ==, 0);
+  /* SoftHSM2 then reports few tries left: either German sentence will do. */
+  again = wait_for_dialog_text ("Falsche PIN. ");
+  g_assert_null (strstr (again, "Wrong PIN"));
+  g_assert_cmpint (run_driver (right, NULL), ==, 0);
+  finish_unwrap (job, TRUE, NULL);
+}
+
+static void
+test_german_final_try (Fixture *fixture, gconstpointer data)
+{
+  EtaTestUnwrap *job = start_unwrap (fixture);
+  const gchar *unconfirmed[] = { "enter", ETA_TEST_TOKEN_PIN, NULL };
+  const gchar *confirm[] = { "press", "Trotzdem versuchen", NULL };
+  const gchar *german[] = {
+    "Letzter Versuch: Ist diese PIN falsch, sperrt das Token seine PIN.", NULL,
+  };
+  const gchar *english[] = { "Final try", NULL };
+  g_autofree gchar *shown = wait_for_dialog_text ("Letzter Versuch");
+  g_autofree gchar *after = NULL;
+
+  assert_shown (shown, german, english);
+  g_assert_cmpint (run_driver (unconfirmed, NULL), ==, 0);
+  after = wait_for_dialog_text ("push button: _Trotzdem versuchen");
+  g_assert_nonnull (strstr (after, "Bestätigen Sie mit „Trotzdem versuchen“"));
+  g_assert_cmpuint (eta_fault_control_get_counter ("login_calls"), ==, 0);
+  g_assert_cmpint (run_driver (confirm, NULL), ==, 0);
+  finish_unwrap (job, TRUE, NULL);
+}
+
+static void
+test_german_insert_token (Fixture *fixture, gconstpointer data)
+{
+  EtaTestUnwrap *job = start_unwrap (fixture);
+  const gchar *cancel[] = { "cancel", NULL };
+  const gchar *german[] = {
+    "window: Token einstecken",
+    "Stecken Sie das Token „" ETA_TEST_TOKEN_LABEL "“ ein",
+    "Warten auf das Token …",
+    "push button: _Abbrechen",
+    NULL,
+  };
+  const gchar *english[] = { "Insert the token", "Waiting", "Cancel", NULL };
+  g_autofree gchar *shown = wait_for_dialog_text ("Stecken Sie das Token");
+
+  assert_shown (shown, german, english);
+  screenshot ("insert-token-de");
+  g_assert_cmpint (run_driver (cancel, NULL), ==, 0);
+  finish_unwrap (job, FALSE, "org.ecryptfs.TokenAgent1.Error.Cancelled");
+}
+
+/* The German suite needs the build tree's catalogue and a locale in which
+ * gettext honours LANGUAGE; anything else is a broken setup, not a skip. */
+static void
+check_german_setup (void)
+{
+  const gchar *localedir = g_getenv ("ECRYPTFS_TOKEN_AGENT_LOCALEDIR");
+  g_autofree gchar *mo = NULL;
+
+  if (g_strcmp0 (g_getenv ("LANGUAGE"), "de") != 0)
+    g_error ("the German suite needs LANGUAGE=de");
+  if (localedir == NULL)
+    g_error ("the German suite needs ECRYPTFS_TOKEN_AGENT_LOCALEDIR (the build's locale/)");
+  mo = g_build_filename (localedir, "de", "LC_MESSAGES", "ecryptfs-token-agent.mo", NULL);
+  if (!g_file_test (mo, G_FILE_TEST_IS_REGULAR))
+    g_error ("no German catalogue at %s (the build makes it)", mo);
+  if (g_getenv ("LC_ALL") != NULL || g_getenv ("LC_MESSAGES") != NULL)
+    g_error ("LC_ALL and LC_MESSAGES must be unset for LANG to decide");
+  driver_options = german_labels;
+  /* Only for this program's own messages, which quote German text. */
+  setlocale (LC_ALL, "");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -318,6 +451,16 @@ main (int argc, char **argv)
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
 #define ADD_WITH(path, settings, fn) \
   g_test_add (path, Fixture, settings, fixture_set_up, fn, fixture_tear_down)
+  if (g_strcmp0 (g_getenv ("ETA_TEST_GUI_LANGUAGE"), "de") == 0)
+    {
+      check_german_setup ();
+      ADD ("/gui/agent/de/pin-dialog", test_german_pin_dialog);
+      ADD_WITH ("/gui/agent/de/final-try", "pin_flags=final_try", test_german_final_try);
+      ADD_WITH ("/gui/agent/de/insert-token", "present=false", test_german_insert_token);
+      return g_test_run ();
+    }
+  if (g_getenv ("ETA_TEST_GUI_LANGUAGE") != NULL)
+    g_error ("ETA_TEST_GUI_LANGUAGE=%s: only de has a suite", g_getenv ("ETA_TEST_GUI_LANGUAGE"));
   ADD ("/gui/agent/right-pin", test_right_pin);
   ADD ("/gui/agent/wrong-then-right-pin", test_wrong_then_right_pin);
   ADD ("/gui/agent/cancel", test_cancel);

@@ -10,6 +10,8 @@ usage: atspi-pin.py count
        atspi-pin.py cancel
        atspi-pin.py describe
        atspi-pin.py press LABEL
+The dialogs are found and worked by their buttons' English labels; in another
+language pass the translated words (--cancel-label Abbrechen ...).
 Exit 0 on success; 3 when no dialog appeared within --timeout seconds.
 """
 import argparse
@@ -20,6 +22,8 @@ import pyatspi
 from gi.repository import GLib
 
 APP_NAME = "ecryptfs-token-agent"
+# Words of the buttons' labels (without mnemonics), set from the command line.
+LABELS = {"cancel": "Cancel", "close": "Close", "unlock": "Unlock", "confirm": "Try Anyway"}
 
 
 def agent_apps():
@@ -52,8 +56,8 @@ def find_dialogs():
             if window is None:
                 continue
             # A PIN dialog holds the Cancel button (every state has it).
-            if any(n.getRoleName() == "push button" and "Cancel" in (n.name or "")
-                   or n.getRoleName() == "push button" and "Close" in (n.name or "")
+            if any(n.getRoleName() == "push button" and LABELS["cancel"] in (n.name or "")
+                   or n.getRoleName() == "push button" and LABELS["close"] in (n.name or "")
                    for n in walk(window)):
                 found.append(window)
     return found
@@ -87,7 +91,12 @@ def main():
     parser.add_argument("--confirm-final-try", action="store_true")
     parser.add_argument("--settle", type=float, default=0.0,
                         help="count: wait this long, then count again")
+    for key, word in LABELS.items():
+        parser.add_argument("--%s-label" % key, default=word,
+                            help="the %s button's label (default: %s)" % (key, word))
     args = parser.parse_args()
+    for key in LABELS:
+        LABELS[key] = getattr(args, "%s_label" % key)
 
     if args.command == "count":
         found = wait_for_dialogs(1, args.timeout)
@@ -104,6 +113,7 @@ def main():
     window = found[0]
 
     if args.command == "describe":
+        print("window: %s" % window.name)
         for node in walk(window):
             if node.getRoleName() in ("label", "push button", "password text", "check box"):
                 print("%s: %s" % (node.getRoleName(), node.name))
@@ -112,19 +122,19 @@ def main():
         # args.pin holds the button's label here.
         return 0 if press(window, args.pin) else 4
     if args.command == "cancel":
-        return 0 if press(window, "Cancel") or press(window, "Close") else 4
+        return 0 if press(window, LABELS["cancel"]) or press(window, LABELS["close"]) else 4
 
     entry = next((n for n in walk(window) if n.getRoleName() == "password text"), None)
     if entry is None:
         print("the dialog has no PIN entry", file=sys.stderr)
         return 4
     entry.queryEditableText().setTextContents(args.pin)
-    if not press(window, "Unlock"):
+    if not press(window, LABELS["unlock"]):
         return 4
     if args.confirm_final_try:
         # The final try needs a second, explicit press.
         deadline = time.monotonic() + args.timeout
-        while not press(window, "Try Anyway"):
+        while not press(window, LABELS["confirm"]):
             if time.monotonic() > deadline:
                 print("the dialog never asked to confirm the final try", file=sys.stderr)
                 return 4
