@@ -7,11 +7,13 @@
 #include <gtk/gtk.h>
 
 #include "eta-agent-service.h"
+#include "eta-early-unlock.h"
 #include "eta-gtk-prompter.h"
 #include "eta-names.h"
 #include "eta-policy.h"
 #include "eta-terminal-prompter.h"
 #include "eta-token-manager.h"
+#include "eta-tray.h"
 
 struct _EtaAgentApplication
 {
@@ -21,7 +23,9 @@ struct _EtaAgentApplication
   gboolean terminal;
   EtaTokenManager *manager;
   EtaPolicy *policy;
+  EtaEarlyUnlock *early_unlock;
   EtaAgentService *service;
+  EtaTray *tray;
   gboolean held;
 };
 
@@ -58,6 +62,25 @@ make_prompter (gboolean terminal)
   return prompter ? ETA_PROMPTER (prompter) : NULL;
 }
 
+/* The tray icon, for an agent that shows its prompts on a display. It is no
+ * part of serving: failing to export it only loses the icon. */
+static void
+start_tray (EtaAgentApplication *self, EtaPrompter *prompter, GDBusConnection *connection)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!ETA_IS_GTK_PROMPTER (prompter))
+    return;
+  self->tray = eta_tray_new (self->manager, self->policy,
+                             eta_agent_service_get_activity_log (self->service),
+                             ETA_GTK_PROMPTER (prompter));
+  if (!eta_tray_export (self->tray, connection, &error))
+    {
+      g_warning ("no tray icon: %s", error->message);
+      g_clear_object (&self->tray);
+    }
+}
+
 static gboolean
 eta_agent_application_dbus_register (GApplication *application, GDBusConnection *connection,
                                      const gchar *object_path, GError **error)
@@ -82,7 +105,11 @@ eta_agent_application_dbus_register (GApplication *application, GDBusConnection 
   if (self->manager == NULL)
     return FALSE;
   eta_policy_start (self->policy, self->manager, connection);
+  self->early_unlock = eta_early_unlock_new (self->manager, self->policy);
+  g_object_bind_property (self->policy, "allow-remember-pin", self->manager,
+                          "allow-remember-pin", G_BINDING_SYNC_CREATE);
   self->service = eta_agent_service_new (self->manager, self->policy);
+  start_tray (self, prompter, connection);
   return eta_agent_service_export (self->service, connection, ETA_OBJECT_PATH, error);
 }
 
@@ -93,6 +120,8 @@ eta_agent_application_dbus_unregister (GApplication *application,
 {
   EtaAgentApplication *self = ETA_AGENT_APPLICATION (application);
 
+  if (self->tray != NULL)
+    eta_tray_unexport (self->tray);
   if (self->service != NULL)
     eta_agent_service_unexport (self->service);
   G_APPLICATION_CLASS (eta_agent_application_parent_class)
@@ -118,7 +147,9 @@ eta_agent_application_finalize (GObject *object)
 {
   EtaAgentApplication *self = ETA_AGENT_APPLICATION (object);
 
+  g_clear_object (&self->tray);
   g_clear_object (&self->service);
+  g_clear_object (&self->early_unlock);
   g_clear_object (&self->policy);
   g_clear_object (&self->manager);
   g_strfreev (self->providers);

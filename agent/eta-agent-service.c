@@ -8,6 +8,7 @@
 
 #include <glib/gi18n.h>
 
+#include "eta-activity-log.h"
 #include "eta-agent-error.h"
 #include "eta-dbus-generated.h"
 #include "eta-names.h"
@@ -28,6 +29,7 @@ struct _EtaAgentService
   EtaTokenManager *manager;
   EtaPolicy *policy;
   EtaDBusTokenAgent1 *skeleton;
+  EtaActivityLog *activity;
   GHashTable *sender_uids;   /* unique name → uid */
   gboolean allow_anonymous;
   gulong state_handler;
@@ -169,6 +171,7 @@ typedef struct
   gchar *key_label;
   gchar *token_label;
   gint64 caller_deadline;   /* monotonic µs; 0 when the caller did not say */
+  EtaActivityLog *activity;
 } UnwrapCall;
 
 static void
@@ -179,6 +182,7 @@ unwrap_call_free (UnwrapCall *call)
   g_free (call->requester);
   g_free (call->key_label);
   g_free (call->token_label);
+  g_clear_object (&call->activity);
   g_free (call);
 }
 
@@ -273,6 +277,7 @@ on_unwrapped (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   g_message ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
              fingerprint);
+  eta_activity_log_record_unwrap (call->activity, fingerprint, call->requester);
   if (call->caller_deadline != 0 && g_get_monotonic_time () > call->caller_deadline)
     notify_unlocked_late (call);
   g_dbus_method_invocation_return_value (
@@ -323,6 +328,7 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
 
   call = unwrap_call_new (invocation, details, &requester);
   call->session_key = g_variant_get_data_as_bytes (session_public_key);
+  call->activity = g_object_ref (self->activity);
   eta_token_manager_unwrap_async (self->manager, fingerprint, padding, wrapped, &requester,
                                   NULL, on_unwrapped, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -509,6 +515,12 @@ on_token_state_changed (EtaTokenManager *manager, const gchar *label, const gcha
 
 /* ---- life cycle ---- */
 
+EtaActivityLog *
+eta_agent_service_get_activity_log (EtaAgentService *self)
+{
+  return self->activity;
+}
+
 gboolean
 eta_agent_service_export (EtaAgentService *self, GDBusConnection *connection,
                           const gchar *object_path, GError **error)
@@ -531,6 +543,7 @@ eta_agent_service_dispose (GObject *object)
   if (self->manager != NULL)
     g_clear_signal_handler (&self->state_handler, self->manager);
   g_clear_object (&self->skeleton);
+  g_clear_object (&self->activity);
   g_clear_object (&self->manager);
   g_clear_object (&self->policy);
   g_clear_pointer (&self->sender_uids, g_hash_table_unref);
@@ -556,6 +569,7 @@ eta_agent_service_new (EtaTokenManager *manager, EtaPolicy *policy)
 
   self->manager = g_object_ref (manager);
   self->policy = policy ? g_object_ref (policy) : NULL;
+  self->activity = eta_activity_log_new (manager);
   self->skeleton = eta_dbus_token_agent1_skeleton_new ();
   /* Test-only: a VM reaches the test bus with ANONYMOUS authentication, which
    * carries no uid. Never set in a real session. */

@@ -5,6 +5,7 @@
 
 #include <gio/gio.h>
 
+#include "eta-activity-log.h"
 #include "eta-policy.h"
 #include "eta-token-manager.h"
 
@@ -18,5 +19,7 @@ EtaAgentService *eta_agent_service_new (EtaTokenManager *manager, EtaPolicy *pol
 gboolean eta_agent_service_export (EtaAgentService *self, GDBusConnection *connection,
                                    const gchar *object_path, GError **error);
 void eta_agent_service_unexport (EtaAgentService *self);
+/* The unwraps the service answered lately (borrowed). */
+EtaActivityLog *eta_agent_service_get_activity_log (EtaAgentService *self);
 
 G_END_DECLS

@@ -15,13 +15,6 @@
 
 struct ecryptfs_key_mod_ops *get_key_mod_ops (void);
 
-/* What every mount of a token key needs besides the key itself: AES-256,
- * no plaintext passthrough, no filename encryption (it would need a second,
- * passphrase key), and no question about an unknown signature. */
-#define ETA_MOUNT_CIPHER_OPTIONS \
-  "ecryptfs_cipher=aes,ecryptfs_key_bytes=32,ecryptfs_passthrough=n," \
-  "ecryptfs_enable_filename_crypto=n"
-
 /* ---- list ---- */
 
 /* Where the key with @sig is in use: our auth token in the user keyring,
@@ -143,9 +136,11 @@ eta_cli_command_list (const EtaCliOptions *options, int argc, char **argv)
 static void
 print_mount_options (const gchar *fingerprint, const gchar *sig, EtaPadding padding)
 {
+  g_autofree gchar *options = eta_mount_table_options_for_key (fingerprint,
+                                                               eta_padding_to_string (padding));
+
   g_print (_("mount options (mount -t ecryptfs, fstab, ~/.ecryptfsrc):\n"));
-  g_print ("  key=%s:fingerprint=%s:padding=%s,%s,no_sig_cache\n", ETA_KEYMOD_ALIAS,
-           fingerprint, eta_padding_to_string (padding), ETA_MOUNT_CIPHER_OPTIONS);
+  g_print ("  %s\n", options);
   g_print (_("with the key already in the keyring (mount -i):\n"));
   g_print ("  ecryptfs_sig=%s,ecryptfs_cipher=aes,ecryptfs_key_bytes=32,ecryptfs_unlink_sigs\n",
            sig);
@@ -389,8 +384,8 @@ eta_cli_command_mount_options (const EtaCliOptions *options, int argc, char **ar
   else
     padding = record->padding ? record->padding : ETA_PADDING_OAEP;
 
-  key_option = g_strdup_printf ("key=%s:fingerprint=%s:padding=%s", ETA_KEYMOD_ALIAS,
-                                record->fingerprint_hex, eta_padding_to_string (padding));
+  key_option = eta_mount_table_key_option (record->fingerprint_hex,
+                                           eta_padding_to_string (padding));
   if (g_str_equal (format, "mount"))
     g_print ("%s,%s,no_sig_cache\n", key_option, ETA_MOUNT_CIPHER_OPTIONS);
   else if (g_str_equal (format, "fstab"))

@@ -13,10 +13,7 @@
 #include "eta-blob.h"
 #include "eta-key-id.h"
 #include "eta-names.h"
-
-/* libecryptfs's struct ecryptfs_auth_tok comes first in the auth token's
- * payload; the key module's blob follows it. */
-#define AUTH_TOK_BLOB_OFFSET 670
+#include "eta-user-keyring.h"
 
 void
 eta_cli_error (const gchar *command, const gchar *format, ...)
@@ -220,8 +217,7 @@ eta_cli_keyring_find (const gchar *sig, gint *padding)
   len = keyctl_read_alloc (key, &buffer);
   payload = buffer;
   /* Only an auth token carrying our blob is ours to report or remove. */
-  if (len <= AUTH_TOK_BLOB_OFFSET + 8
-      || eta_blob_parse (payload + AUTH_TOK_BLOB_OFFSET, &blob) != ETA_BLOB_OK)
+  if (len < 0 || !eta_user_keyring_parse_auth_tok (payload, (gsize) len, &blob))
     return 0;
   if (padding != NULL)
     *padding = blob.padding;

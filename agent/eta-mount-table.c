@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "eta-names.h"
+
 /* mountinfo escapes blanks in paths as \040 and friends. */
 static gchar *
 unescape_path (const gchar *field)
@@ -22,17 +24,20 @@ unescape_path (const gchar *field)
   return g_string_free (path, FALSE);
 }
 
-GStrv
-eta_mount_table_mounts_for_sig (const gchar *mountinfo_path, const gchar *sig)
+/* Called for each eCryptfs mount with its (escaped) mount point and its
+ * super options split at the commas. */
+typedef void (*MountFunc) (const gchar *mount_point, const gchar * const *options,
+                           gpointer user_data);
+
+static void
+for_each_ecryptfs_mount (const gchar *mountinfo_path, MountFunc func, gpointer user_data)
 {
-  g_autoptr (GStrvBuilder) mounts = g_strv_builder_new ();
   g_autofree gchar *contents = NULL;
   g_auto (GStrv) lines = NULL;
-  g_autofree gchar *wanted = g_strconcat ("ecryptfs_sig=", sig, NULL);
 
   if (!g_file_get_contents (mountinfo_path ? mountinfo_path : "/proc/self/mountinfo",
                             &contents, NULL, NULL))
-    return g_strv_builder_end (mounts);
+    return;
   lines = g_strsplit (contents, "\n", -1);
   for (gsize i = 0; lines[i] != NULL; i++)
     {
@@ -50,12 +55,79 @@ eta_mount_table_mounts_for_sig (const gchar *mountinfo_path, const gchar *sig)
         continue;
       {
         g_auto (GStrv) options = g_strsplit (fields[dash + 3], ",", -1);
-        if (g_strv_contains ((const gchar * const *) options, wanted))
-          {
-            g_autofree gchar *path = unescape_path (fields[4]);
-            g_strv_builder_add (mounts, path);
-          }
+        func (fields[4], (const gchar * const *) options, user_data);
       }
     }
+}
+
+typedef struct
+{
+  const gchar *wanted;
+  GStrvBuilder *mounts;
+} MountsForSig;
+
+static void
+add_mount_if_uses_sig (const gchar *mount_point, const gchar * const *options,
+                       gpointer user_data)
+{
+  MountsForSig *search = user_data;
+
+  if (g_strv_contains (options, search->wanted))
+    {
+      g_autofree gchar *path = unescape_path (mount_point);
+      g_strv_builder_add (search->mounts, path);
+    }
+}
+
+GStrv
+eta_mount_table_mounts_for_sig (const gchar *mountinfo_path, const gchar *sig)
+{
+  g_autoptr (GStrvBuilder) mounts = g_strv_builder_new ();
+  g_autofree gchar *wanted = g_strconcat ("ecryptfs_sig=", sig, NULL);
+  MountsForSig search = { wanted, mounts };
+
+  for_each_ecryptfs_mount (mountinfo_path, add_mount_if_uses_sig, &search);
   return g_strv_builder_end (mounts);
+}
+
+static void
+add_sigs (const gchar *mount_point, const gchar * const *options, gpointer user_data)
+{
+  GPtrArray *sigs = user_data;
+
+  for (gsize i = 0; options[i] != NULL; i++)
+    {
+      const gchar *sig;
+
+      if (!g_str_has_prefix (options[i], "ecryptfs_sig="))
+        continue;
+      sig = options[i] + strlen ("ecryptfs_sig=");
+      if (!g_ptr_array_find_with_equal_func (sigs, sig, g_str_equal, NULL))
+        g_ptr_array_add (sigs, g_strdup (sig));
+    }
+}
+
+GStrv
+eta_mount_table_list_sigs (const gchar *mountinfo_path)
+{
+  GPtrArray *sigs = g_ptr_array_new ();
+
+  for_each_ecryptfs_mount (mountinfo_path, add_sigs, sigs);
+  g_ptr_array_add (sigs, NULL);
+  return (GStrv) g_ptr_array_free (sigs, FALSE);
+}
+
+gchar *
+eta_mount_table_key_option (const gchar *fingerprint, const gchar *padding)
+{
+  return g_strdup_printf ("key=%s:fingerprint=%s:padding=%s", ETA_KEYMOD_ALIAS, fingerprint,
+                          padding);
+}
+
+gchar *
+eta_mount_table_options_for_key (const gchar *fingerprint, const gchar *padding)
+{
+  g_autofree gchar *key_option = eta_mount_table_key_option (fingerprint, padding);
+
+  return g_strconcat (key_option, ",", ETA_MOUNT_CIPHER_OPTIONS, ",no_sig_cache", NULL);
 }

@@ -16,6 +16,8 @@ struct _EtaPinRequest
   guint retry;
   EtaPinFlags flags;
   GStrv mounts;
+  gboolean may_remember;
+  gboolean remember;
 };
 
 G_DEFINE_FINAL_TYPE (EtaPinRequest, eta_pin_request, G_TYPE_OBJECT)
@@ -89,4 +91,15 @@ eta_pin_request_set_mounts (EtaPinRequest *self, const gchar * const *mounts)
 {
   g_strfreev (self->mounts);
   self->mounts = mounts ? g_strdupv ((gchar **) mounts) : g_new0 (gchar *, 1);
+}
+
+gboolean eta_pin_request_get_may_remember (EtaPinRequest *self) { return self->may_remember; }
+void eta_pin_request_set_may_remember (EtaPinRequest *self, gboolean may_remember)
+{
+  self->may_remember = may_remember;
+}
+gboolean eta_pin_request_get_remember (EtaPinRequest *self) { return self->remember; }
+void eta_pin_request_set_remember (EtaPinRequest *self, gboolean remember)
+{
+  self->remember = remember;
 }

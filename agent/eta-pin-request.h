@@ -1,5 +1,6 @@
 /* What a PIN prompt must tell the person: which token, which key, who asks
- * and why, and how earlier tries went. Immutable once made. */
+ * and why, and how earlier tries went; and back from the prompt, whether
+ * the person chose to remember the PIN. */
 #pragma once
 
 #include <glib-object.h>
@@ -40,5 +41,14 @@ void eta_pin_request_set_flags (EtaPinRequest *self, EtaPinFlags flags);
 /* The eCryptfs mount points that use the key (may be empty, never NULL). */
 const gchar * const *eta_pin_request_get_mounts (EtaPinRequest *self);
 void eta_pin_request_set_mounts (EtaPinRequest *self, const gchar * const *mounts);
+
+/* Whether the prompt may offer to remember the PIN in the login keyring
+ * (the site allows it and a keyring answers). FALSE unless set. */
+gboolean eta_pin_request_get_may_remember (EtaPinRequest *self);
+void eta_pin_request_set_may_remember (EtaPinRequest *self, gboolean may_remember);
+/* Set by the prompter with the PIN: the person chose to remember it. Read
+ * by the agent once the prompt has ended. */
+gboolean eta_pin_request_get_remember (EtaPinRequest *self);
+void eta_pin_request_set_remember (EtaPinRequest *self, gboolean remember);
 
 G_END_DECLS

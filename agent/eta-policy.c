@@ -60,7 +60,7 @@ struct _EtaPolicy
 
 G_DEFINE_FINAL_TYPE (EtaPolicy, eta_policy, G_TYPE_OBJECT)
 
-enum { PROP_0, PROP_LOCK_DEADLINE, N_PROPS };
+enum { PROP_0, PROP_LOCK_DEADLINE, PROP_ALLOW_REMEMBER_PIN, N_PROPS };
 static GParamSpec *properties[N_PROPS];
 
 static void take_inhibitor (EtaPolicy *self);
@@ -70,6 +70,8 @@ static void take_inhibitor (EtaPolicy *self);
 static void
 read_settings (EtaPolicy *self)
 {
+  gboolean allow_remember_pin = self->allow_remember_pin;
+
   if (self->settings == NULL)
     return;
   self->lifetime = g_settings_get_enum (self->settings, "login-lifetime");
@@ -79,6 +81,8 @@ read_settings (EtaPolicy *self)
   self->lock_before_suspend = g_settings_get_boolean (self->settings, "lock-before-suspend");
   self->unlock_early = g_settings_get_boolean (self->settings, "unlock-early");
   self->allow_remember_pin = g_settings_get_boolean (self->settings, "allow-remember-pin");
+  if (self->allow_remember_pin != allow_remember_pin)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ALLOW_REMEMBER_PIN]);
 }
 
 /* ---- locking ---- */
@@ -687,6 +691,9 @@ eta_policy_get_property (GObject *object, guint prop_id, GValue *value, GParamSp
     case PROP_LOCK_DEADLINE:
       g_value_set_int64 (value, self->lock_deadline);
       break;
+    case PROP_ALLOW_REMEMBER_PIN:
+      g_value_set_boolean (value, self->allow_remember_pin);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -704,6 +711,9 @@ eta_policy_class_init (EtaPolicyClass *klass)
   properties[PROP_LOCK_DEADLINE] =
     g_param_spec_int64 ("lock-deadline", NULL, NULL, 0, G_MAXINT64, 0,
                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_ALLOW_REMEMBER_PIN] =
+    g_param_spec_boolean ("allow-remember-pin", NULL, NULL, TRUE,
+                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 

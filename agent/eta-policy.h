@@ -45,7 +45,8 @@ gchar **eta_policy_dup_allowed_providers (EtaPolicy *self);
  * Changes are announced as notify::lock-deadline. */
 gint64 eta_policy_get_lock_deadline (EtaPolicy *self);
 
-/* The unlock-early and allow-remember-pin keys, as they are now. */
+/* The unlock-early and allow-remember-pin keys, as they are now; the latter
+ * is also the property "allow-remember-pin", notified when it changes. */
 gboolean eta_policy_get_unlock_early (EtaPolicy *self);
 gboolean eta_policy_get_allow_remember_pin (EtaPolicy *self);
 

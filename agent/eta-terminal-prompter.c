@@ -125,6 +125,25 @@ read_line (int fd, EtaSecret *pin, GCancellable *cancellable)
   return len > 0 ? 1 : 0;
 }
 
+/* The question after a PIN, when the request allows it: 1 for yes, 0 for
+ * no (an empty line, anything else, or the prompt dismissed). Echo is on. */
+static int
+ask_remember (int fd, GCancellable *cancellable)
+{
+  g_autoptr (EtaSecret) answer = eta_secret_new (16);
+  /* TRANSLATORS: the letter that answers "yes" to the question below. */
+  const gchar *yes = _("y");
+  gchar first;
+
+  /* TRANSLATORS: asked on the terminal after the PIN was typed; the person
+   * answers with the letter above for yes, anything else means no. */
+  write_text (fd, _("Remember this PIN in your login keyring? [y/N] "));
+  if (read_line (fd, answer, cancellable) != 1)
+    return 0;
+  first = g_ascii_tolower ((gchar) eta_secret_get_data (answer)[0]);
+  return first == 'y' || first == g_ascii_tolower (yes[0]);
+}
+
 typedef struct
 {
   EtaTerminalPrompter *prompter;
@@ -176,6 +195,8 @@ prompt_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable
   /* Dismissed by the agent (a PIN pad finished): no "Cancelled" then. */
   write_text (self->fd, result == 1 || (result < 0 && errno == ECANCELED) ? "\n"
                                                                          : _("\nCancelled.\n"));
+  if (result == 1 && eta_pin_request_get_may_remember (job->request))
+    eta_pin_request_set_remember (job->request, ask_remember (self->fd, cancellable) == 1);
   g_mutex_unlock (&self->one_prompt_at_a_time);
 
   if (result == 1)

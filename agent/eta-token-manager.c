@@ -15,13 +15,13 @@
 
 #include "eta-agent-error.h"
 #include "eta-mount-table.h"
+#include "eta-pin-store.h"
 #include "eta-prompt-handoff.h"
 
 /* pkcs11-helper's own retry loop: the person gets this many tries per unwrap. */
 #define MAX_LOGIN_TRIES 3
-/* How often to look for an inserted token while the insert prompt shows.
- * Slot events would be faster, but SoftHSM2 and many readers only support
- * polling through pkcs11-helper anyway. */
+/* How often to look for an inserted token while the insert prompt shows:
+ * more often than the slot events below, as a person is waiting. */
 #define ETA_TOKEN_POLL_MS 500
 
 typedef struct
@@ -32,10 +32,21 @@ typedef struct
   /* Requests numbered up to this one waited on a prompt that was cancelled:
    * they fail too instead of prompting again. */
   guint64 cancelled_through;
+  /* Its remembered PIN was refused in this run: never fed again, even if
+   * it could not be deleted, until the person remembers a new one. */
+  gboolean remembered_pin_rejected;
   /* One operation at a time per token: pkcs11-helper shares one session per
    * token between keys, and its session lock cannot cover the login. */
   GMutex operation_lock;
 } TokenState;
+
+/* What pkcs11-helper's slot-event thread calls back with. It may fire while
+ * the manager is being finalised, so it holds only a weak reference. */
+typedef struct
+{
+  GWeakRef manager;
+  GMainContext *main_context;
+} SlotWatch;
 
 struct _EtaTokenManager
 {
@@ -44,6 +55,7 @@ struct _EtaTokenManager
   EtaPrompter *prompter;
   GMainContext *main_context;
   GStrv providers;           /* the ones that loaded */
+  gint allow_remember_pin;   /* atomic */
 
   GMutex lock;               /* guards the fields below */
   GPtrArray *keys;           /* EtaTokenKey from the last enumeration, or NULL */
@@ -63,6 +75,13 @@ struct _EtaTokenManager
   /* One insert-token prompt at a time, and which requests it answered. */
   GMutex insert_prompt_lock;
   guint64 insert_cancelled_through;
+
+  /* Token events: pkcs11-helper's thread calls back through slot_watch; the
+   * tokens present at the last look (identity → pkcs11h_token_id_t, NULL
+   * before the first look), one look at a time under scan_lock. */
+  SlotWatch *slot_watch;
+  GMutex scan_lock;
+  GHashTable *present_tokens;
 };
 
 G_DEFINE_FINAL_TYPE (EtaTokenManager, eta_token_manager, G_TYPE_OBJECT)
@@ -80,6 +99,13 @@ typedef struct
   gboolean logged_in_phase_done;
   gboolean relogin_refused;
   GError *prompt_error;
+  /* Remembered PINs: the keyring is asked once per request, and its PIN
+   * fed at most once; a PIN the person chose to remember waits here until
+   * the token has taken it. */
+  gboolean keyring_asked;
+  gboolean keyring_answers;
+  gboolean remembered_pin_fed;
+  EtaSecret *pin_to_remember;
 } UnwrapContext;
 
 static GPrivate current_unwrap;
@@ -234,6 +260,192 @@ read_pin_flags (EtaTokenManager *self, const pkcs11h_token_id_t token)
   return flags;
 }
 
+/* -- remembered PINs: looked up and deleted from the worker with a bounded
+ * wait, stored in the background once the token took the PIN -- */
+
+enum { PROP_0, PROP_ALLOW_REMEMBER_PIN, N_PROPS };
+
+void
+eta_token_manager_set_allow_remember_pin (EtaTokenManager *self, gboolean allow)
+{
+  g_return_if_fail (ETA_IS_TOKEN_MANAGER (self));
+  if (g_atomic_int_exchange (&self->allow_remember_pin, allow ? 1 : 0) != (allow ? 1 : 0))
+    g_object_notify (G_OBJECT (self), "allow-remember-pin");
+}
+
+gboolean
+eta_token_manager_get_allow_remember_pin (EtaTokenManager *self)
+{
+  g_return_val_if_fail (ETA_IS_TOKEN_MANAGER (self), FALSE);
+  return g_atomic_int_get (&self->allow_remember_pin) != 0;
+}
+
+static void
+eta_token_manager_set_property (GObject *object, guint prop_id, const GValue *value,
+                                GParamSpec *pspec)
+{
+  if (prop_id == PROP_ALLOW_REMEMBER_PIN)
+    eta_token_manager_set_allow_remember_pin (ETA_TOKEN_MANAGER (object),
+                                              g_value_get_boolean (value));
+  else
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+}
+
+static void
+eta_token_manager_get_property (GObject *object, guint prop_id, GValue *value,
+                                GParamSpec *pspec)
+{
+  if (prop_id == PROP_ALLOW_REMEMBER_PIN)
+    g_value_set_boolean (value,
+                         eta_token_manager_get_allow_remember_pin (ETA_TOKEN_MANAGER (object)));
+  else
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+}
+
+static EtaPinStoreToken
+pin_store_token (const pkcs11h_token_id_t token)
+{
+  EtaPinStoreToken store_token = { token->manufacturerID, token->model, token->serialNumber,
+                                   token->label };
+  return store_token;
+}
+
+typedef void (*PinStoreCall) (const EtaPinStoreToken *token, guint timeout_ms,
+                              GCancellable *cancellable, GAsyncReadyCallback callback,
+                              gpointer user_data);
+
+static void
+on_pin_store_answered (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* Worker thread: runs a lookup or delete in a main context of its own and
+ * waits for it; the call's timeout bounds the wait. */
+static GAsyncResult *
+run_pin_store_call (PinStoreCall call, const pkcs11h_token_id_t token)
+{
+  g_autoptr (GMainContext) context = g_main_context_new ();
+  EtaPinStoreToken store_token = pin_store_token (token);
+  GAsyncResult *result = NULL;
+
+  g_main_context_push_thread_default (context);
+  call (&store_token, ETA_PIN_STORE_TIMEOUT_MS, NULL, on_pin_store_answered, &result);
+  while (result == NULL)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+  return result;
+}
+
+/* Worker thread: the remembered PIN to feed before prompting, or NULL. The
+ * keyring is asked once per request, which also says whether the prompt
+ * may offer to remember; its PIN goes only into a first try, on a token
+ * that does not warn of a final try, and never twice in a run once refused. */
+static EtaSecret *
+take_remembered_pin (EtaTokenManager *self, UnwrapContext *context,
+                     const pkcs11h_token_id_t token, unsigned retry, EtaPinFlags flags)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (EtaSecret) pin = NULL;
+  g_autoptr (GError) error = NULL;
+  gboolean rejected;
+
+  if (context->keyring_asked || !eta_token_manager_get_allow_remember_pin (self)
+      || (flags & (ETA_PIN_FLAG_LOCKED | ETA_PIN_FLAG_PROTECTED_PATH)))
+    return NULL;
+  context->keyring_asked = TRUE;
+  result = run_pin_store_call (eta_pin_store_lookup_async, token);
+  pin = eta_pin_store_lookup_finish (result, &error);
+  context->keyring_answers = error == NULL;
+  if (error != NULL)
+    g_debug ("%s: no remembered PIN for token %s: %s", G_STRFUNC, token->label, error->message);
+  g_mutex_lock (&self->lock);
+  rejected = token_state_lookup (self, token)->remembered_pin_rejected;
+  g_mutex_unlock (&self->lock);
+  if (pin == NULL || retry > 0 || rejected || (flags & ETA_PIN_FLAG_FINAL_TRY))
+    return NULL;
+  return g_steal_pointer (&pin);
+}
+
+/* Worker thread: the token refused the remembered PIN. */
+static void
+forget_remembered_pin (EtaTokenManager *self, const pkcs11h_token_id_t token)
+{
+  g_autoptr (GAsyncResult) result = NULL;
+  g_autoptr (GError) error = NULL;
+
+  g_mutex_lock (&self->lock);
+  token_state_lookup (self, token)->remembered_pin_rejected = TRUE;
+  g_mutex_unlock (&self->lock);
+  result = run_pin_store_call (eta_pin_store_delete_async, token);
+  if (eta_pin_store_delete_finish (result, &error) < 0)
+    g_message ("token %s refused its remembered PIN, which could not be forgotten: %s",
+               token->label, error->message);
+  else
+    g_message ("token %s refused its remembered PIN; it is forgotten", token->label);
+}
+
+typedef struct
+{
+  GWeakRef manager;
+  gchar *identity;
+  gchar *label;
+} StorePinCall;
+
+/* Main thread. */
+static void
+on_pin_stored (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  StorePinCall *call = user_data;
+  g_autoptr (EtaTokenManager) self = g_weak_ref_get (&call->manager);
+  g_autoptr (GError) error = NULL;
+
+  if (!eta_pin_store_store_finish (result, &error))
+    g_message ("the PIN of token %s could not be remembered: %s", call->label, error->message);
+  else if (self != NULL)
+    {
+      TokenState *state;
+
+      g_mutex_lock (&self->lock);
+      state = g_hash_table_lookup (self->token_states, call->identity);
+      if (state != NULL)
+        state->remembered_pin_rejected = FALSE;
+      g_mutex_unlock (&self->lock);
+      g_message ("remembered the PIN of token %s in the login keyring", call->label);
+    }
+  g_weak_ref_clear (&call->manager);
+  g_free (call->identity);
+  g_free (call->label);
+  g_free (call);
+}
+
+/* Worker thread, right after a login attempt of a request (@rv): the PIN
+ * the person chose to remember is stored once the token took it; a
+ * remembered PIN the token refused without asking again is forgotten. */
+static void
+remembered_pin_after_login (EtaTokenManager *self, UnwrapContext *context,
+                            const pkcs11h_token_id_t token, CK_RV rv)
+{
+  g_autoptr (EtaSecret) pin = g_steal_pointer (&context->pin_to_remember);
+  EtaPinStoreToken store_token = pin_store_token (token);
+  StorePinCall *call;
+
+  if (context->remembered_pin_fed
+      && (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_INVALID || rv == CKR_PIN_LEN_RANGE
+          || rv == CKR_PIN_LOCKED))
+    forget_remembered_pin (self, token);
+  context->remembered_pin_fed = FALSE;
+  if (pin == NULL || rv != CKR_OK)
+    return;
+  call = g_new0 (StorePinCall, 1);
+  g_weak_ref_init (&call->manager, self);
+  call->identity = token_identity (token);
+  call->label = g_strdup (token->label);
+  /* The answer comes on the main thread; nothing waits for it. */
+  eta_pin_store_store_async (&store_token, pin, ETA_PIN_STORE_TIMEOUT_MS, NULL, on_pin_stored,
+                             call);
+}
+
 static PKCS11H_BOOL
 on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t token,
                const unsigned retry, char *const pin, const size_t pin_max)
@@ -243,8 +455,10 @@ on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t toke
   g_autoptr (EtaPinRequest) request = NULL;
   g_autoptr (EtaSecret) typed = NULL;
   g_autoptr (GError) prompt_error = NULL;
+  g_autoptr (EtaSecret) remembered = NULL;
   EtaPromptHandoff *prompt;
   gboolean waited_on_cancelled;
+  EtaPinFlags flags;
   gsize len;
 
   /* Enumerations and lock never prompt. */
@@ -275,6 +489,24 @@ on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t toke
                    token->label);
       return FALSE;
     }
+
+  /* Called again: the PIN just fed was wrong. */
+  g_clear_pointer (&context->pin_to_remember, eta_secret_unref);
+  if (context->remembered_pin_fed)
+    {
+      context->remembered_pin_fed = FALSE;
+      forget_remembered_pin (self, token);
+    }
+  flags = read_pin_flags (self, token);
+  remembered = take_remembered_pin (self, context, token, retry, flags);
+  if (remembered != NULL && eta_secret_get_length (remembered) + 1 <= pin_max)
+    {
+      memcpy (pin, eta_secret_get_data (remembered), eta_secret_get_length (remembered));
+      pin[eta_secret_get_length (remembered)] = '\0';
+      context->remembered_pin_fed = TRUE;
+      return TRUE;
+    }
+
   if (self->prompter == NULL)
     {
       g_set_error (&context->prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_FAILED,
@@ -293,7 +525,8 @@ on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t toke
                                                             eta_token_key_get_sig (context->key));
     eta_pin_request_set_mounts (request, (const gchar * const *) mounts);
   }
-  eta_pin_request_set_flags (request, read_pin_flags (self, token));
+  eta_pin_request_set_flags (request, flags);
+  eta_pin_request_set_may_remember (request, context->keyring_answers);
   prompt = eta_prompt_handoff_start (self->main_context, self->prompter,
                                      ETA_PROMPT_HANDOFF_PIN, request);
   eta_prompt_handoff_wait (prompt, -1);
@@ -331,6 +564,8 @@ on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t toke
     }
   memcpy (pin, eta_secret_get_data (typed), len);
   pin[len] = '\0';
+  if (eta_pin_request_get_remember (request))
+    context->pin_to_remember = g_steal_pointer (&typed);
   return TRUE;
 }
 
@@ -604,28 +839,37 @@ get_certificate (EtaTokenManager *self, EtaTokenKey *key, GError **error)
 {
   g_autofree gchar *cache_key = g_strdup_printf ("%s %s", eta_token_key_get_fingerprint (key),
                                                  eta_token_key_get_token_identity (key));
-  pkcs11h_certificate_t certificate;
+  pkcs11h_certificate_t certificate, existing;
   CK_RV rv;
 
   g_mutex_lock (&self->lock);
   certificate = g_hash_table_lookup (self->certificates, cache_key);
-  if (certificate == NULL)
-    {
-      g_rw_lock_writer_lock (&self->pkcs11_lock);
-      rv = pkcs11h_certificate_create (eta_token_key_get_certificate_id (key), NULL,
-                                       PKCS11H_PROMPT_MASK_ALLOW_PIN_PROMPT,
-                                       PKCS11H_PIN_CACHE_INFINITE, &certificate);
-      g_rw_lock_writer_unlock (&self->pkcs11_lock);
-      if (rv != CKR_OK)
-        {
-          g_mutex_unlock (&self->lock);
-          eta_agent_error_set_from_ckr (error, rv, "opening the key on its token");
-          return NULL;
-        }
-      g_hash_table_insert (self->certificates, g_steal_pointer (&cache_key), certificate);
-    }
   g_mutex_unlock (&self->lock);
-  return certificate;
+  if (certificate != NULL)
+    return certificate;
+
+  /* Not under self->lock: the writer lock waits for PIN prompts in
+   * progress, and their PIN hook takes self->lock. */
+  g_rw_lock_writer_lock (&self->pkcs11_lock);
+  rv = pkcs11h_certificate_create (eta_token_key_get_certificate_id (key), NULL,
+                                   PKCS11H_PROMPT_MASK_ALLOW_PIN_PROMPT,
+                                   PKCS11H_PIN_CACHE_INFINITE, &certificate);
+  g_rw_lock_writer_unlock (&self->pkcs11_lock);
+  if (rv != CKR_OK)
+    {
+      eta_agent_error_set_from_ckr (error, rv, "opening the key on its token");
+      return NULL;
+    }
+  g_mutex_lock (&self->lock);
+  existing = g_hash_table_lookup (self->certificates, cache_key);
+  if (existing == NULL)
+    g_hash_table_insert (self->certificates, g_steal_pointer (&cache_key), certificate);
+  g_mutex_unlock (&self->lock);
+  if (existing == NULL)
+    return certificate;
+  /* Another request made one meanwhile. */
+  pkcs11h_certificate_freeCertificate (certificate);
+  return existing;
 }
 
 /* ---- PIN-pad readers ---- */
@@ -768,6 +1012,21 @@ forget_token (EtaTokenManager *self, EtaTokenKey *key)
   g_rw_lock_writer_unlock (&self->pkcs11_lock);
 }
 
+/* After the login of a background request (an early unlock): if its
+ * prompt was cancelled, only it and the requests numbered before it (which
+ * waited on it) fail, not those that came after it: someone opening a file
+ * now gets a prompt of their own. The token's operation lock is held, so no
+ * other prompt of this token ran meanwhile. */
+static void
+confine_cancel (EtaTokenManager *self, TokenState *state, guint64 cancelled_before,
+                guint64 sequence)
+{
+  g_mutex_lock (&self->lock);
+  if (state->cancelled_through > sequence)
+    state->cancelled_through = MAX (cancelled_before, sequence);
+  g_mutex_unlock (&self->lock);
+}
+
 /* One attempt on the key's token: log in (prompting when needed), then
  * decrypt job->wrapped into *plaintext_out; a job without a ciphertext only
  * logs in. *token_gone tells that the token vanished, so that the caller can
@@ -788,6 +1047,7 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
   GError *local_error = NULL;
   size_t size;
   gsize modulus_bytes;
+  guint64 cancelled_before;
   CK_RV rv;
 
   *token_gone = FALSE;
@@ -866,11 +1126,18 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
     }
   else if (job->requester_info.interactive)
     g_mutex_lock (&token_state->operation_lock);
+  g_mutex_lock (&self->lock);
+  cancelled_before = token_state->cancelled_through;
+  g_mutex_unlock (&self->lock);
   pin_pad = job->requester_info.interactive
               ? pin_pad_prompt_start (self, key, token_state, job) : NULL;
   g_rw_lock_reader_lock (&self->pkcs11_lock);
   rv = pkcs11h_certificate_ensureKeyAccess (certificate);
   context.logged_in_phase_done = TRUE;
+  if (job->requester_info.background)
+    confine_cancel (self, token_state, cancelled_before, job->sequence);
+  remembered_pin_after_login (self, &context, eta_token_key_get_certificate_id (key)->token_id,
+                              rv);
   if (pin_pad != NULL && pin_pad_prompt_finish (pin_pad) && rv != CKR_OK)
     g_set_error (&context.prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
                  "the PIN-pad prompt was cancelled");
@@ -980,6 +1247,7 @@ start_unwrap_job (EtaTokenManager *self, GTask *task, const gchar *fingerprint,
   job->requester_info.token_label = job->token_label;
   job->requester_info.insert_wait_ms = requester ? requester->insert_wait_ms : 0;
   job->requester_info.interactive = requester ? requester->interactive : TRUE;
+  job->requester_info.background = requester ? requester->background : FALSE;
   g_mutex_lock (&self->lock);
   job->sequence = ++self->last_sequence;
   g_mutex_unlock (&self->lock);
@@ -1085,6 +1353,166 @@ eta_token_manager_lock_finish (EtaTokenManager *self, GAsyncResult *result, GErr
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
+/* ---- token events ---- */
+
+static void
+free_token_id (gpointer token)
+{
+  pkcs11h_token_freeTokenId (token);
+}
+
+/* Worker thread, after a token was pulled out: pkcs11-helper still holds
+ * its session, dead now, and counts it logged in. Logging it out (as Lock
+ * does for all tokens) drops both, so that its next use opens a new session
+ * and asks for the PIN again; the certificate objects stay, as after Lock,
+ * since a request may hold one. Waits for operations in progress to end. */
+static void
+forget_removed_token (EtaTokenManager *self, pkcs11h_token_id_t token)
+{
+  CK_RV rv;
+
+  g_rw_lock_writer_lock (&self->pkcs11_lock);
+  rv = pkcs11h_token_logout (token);
+  g_rw_lock_writer_unlock (&self->pkcs11_lock);
+  if (rv != CKR_OK)
+    g_debug ("%s: logging out of token %s: %s", G_STRFUNC, token->label,
+             pkcs11h_getMessage (rv));
+}
+
+/* Worker thread: compares the tokens present with the last look and
+ * announces the difference: "locked" (if it was logged in) and "absent" for
+ * a token pulled out, "present" for one inserted. The first look only
+ * learns what is there; ListTokens tells the tokens present at any time. */
+static void
+scan_tokens_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  EtaTokenManager *self = source;
+  g_autoptr (GHashTable) now = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                      free_token_id);
+  g_autoptr (GHashTable) gone = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                       free_token_id);
+  g_autoptr (GHashTable) before = NULL;
+  pkcs11h_token_id_list_t tokens = NULL;
+  GHashTableIter iter;
+  gpointer identity, token;
+  CK_RV rv;
+
+  g_mutex_lock (&self->scan_lock);
+  /* Reads slot and token information only (under pkcs11-helper's own
+   * lock): it waits for no token operation, nor for a prompt. */
+  rv = pkcs11h_token_enumTokenIds (PKCS11H_ENUM_METHOD_RELOAD, &tokens);
+  if (rv != CKR_OK)
+    {
+      g_mutex_unlock (&self->scan_lock);
+      g_debug ("%s: cannot list the tokens: %s", G_STRFUNC, pkcs11h_getMessage (rv));
+      g_task_return_boolean (task, FALSE);
+      return;
+    }
+  for (pkcs11h_token_id_list_t item = tokens; item != NULL; item = item->next)
+    {
+      gchar *key;
+
+      /* An empty slot's placeholder (SoftHSM2 always shows one) is no token. */
+      if (item->token_id->label[0] == '\0' && item->token_id->serialNumber[0] == '\0')
+        continue;
+      key = token_identity (item->token_id);
+      g_hash_table_replace (now, key, g_steal_pointer (&item->token_id));
+    }
+  pkcs11h_token_freeTokenIdList (tokens);
+
+  before = g_steal_pointer (&self->present_tokens);
+  g_mutex_lock (&self->lock);
+  if (before != NULL)
+    {
+      g_hash_table_iter_init (&iter, before);
+      while (g_hash_table_iter_next (&iter, &identity, &token))
+        if (!g_hash_table_contains (now, identity))
+          {
+            TokenState *state = token_state_lookup (self, token);
+
+            set_logged_in (self, state, FALSE);
+            send_token_signal (self, state, signals[SIGNAL_TOKEN_STATE_CHANGED], "absent");
+            g_hash_table_iter_steal (&iter);
+            g_hash_table_insert (gone, identity, token);
+          }
+      g_hash_table_iter_init (&iter, now);
+      while (g_hash_table_iter_next (&iter, &identity, &token))
+        if (!g_hash_table_contains (before, identity))
+          send_token_signal (self, token_state_lookup (self, token),
+                             signals[SIGNAL_TOKEN_STATE_CHANGED], "present");
+    }
+  g_mutex_unlock (&self->lock);
+  self->present_tokens = g_steal_pointer (&now);
+  g_mutex_unlock (&self->scan_lock);
+
+  g_hash_table_iter_init (&iter, gone);
+  while (g_hash_table_iter_next (&iter, NULL, &token))
+    forget_removed_token (self, token);
+  g_task_return_boolean (task, TRUE);
+}
+
+static gboolean
+start_token_scan (gpointer data)
+{
+  EtaTokenManager *self = data;
+  g_autoptr (GTask) task = g_task_new (self, NULL, NULL, NULL);
+
+  g_task_set_source_tag (task, start_token_scan);
+  run_in_worker (self, task, scan_tokens_in_thread);
+  return G_SOURCE_REMOVE;
+}
+
+/* pkcs11-helper's slot-event thread, when the slots look different (and
+ * once when it starts). Nothing of pkcs11-helper may be called here: that
+ * thread holds its event lock while the hook runs. So the main thread takes
+ * over, and from there a worker looks at the tokens. */
+static void
+on_slot_event (void *global_data)
+{
+  SlotWatch *watch = global_data;
+  EtaTokenManager *self = g_weak_ref_get (&watch->manager);
+  GSource *source;
+
+  if (self == NULL)
+    return;
+  source = g_idle_source_new ();
+  g_source_set_callback (source, start_token_scan, self, g_object_unref);
+  g_source_attach (source, watch->main_context);
+  g_source_unref (source);
+}
+
+/* Starts token events: pkcs11-helper's thread looks at the slots every
+ * ETA_TOKEN_SLOT_POLL_MS (see add_provider), and on a change calls
+ * on_slot_event. */
+static void
+watch_slots (EtaTokenManager *self)
+{
+  const unsigned needed = PKCS11H_FEATURE_MASK_THREADING | PKCS11H_FEATURE_MASK_SLOTEVENT;
+  CK_RV rv;
+
+  if ((pkcs11h_getFeatures () & needed) != needed)
+    {
+      g_message ("pkcs11-helper has no slot events: tokens inserted or pulled out are "
+                 "noticed only when used");
+      return;
+    }
+  self->slot_watch = g_new0 (SlotWatch, 1);
+  g_weak_ref_init (&self->slot_watch->manager, self);
+  self->slot_watch->main_context = g_main_context_ref (self->main_context);
+  rv = pkcs11h_setSlotEventHook (on_slot_event, self->slot_watch);
+  if (rv != CKR_OK)
+    g_warning ("cannot follow tokens being inserted and pulled out: %s",
+               pkcs11h_getMessage (rv));
+}
+
+static void
+slot_watch_free (SlotWatch *watch)
+{
+  g_weak_ref_clear (&watch->manager);
+  g_main_context_unref (watch->main_context);
+  g_free (watch);
+}
+
 /* ---- life cycle ---- */
 
 static void
@@ -1096,13 +1524,17 @@ eta_token_manager_finalize (GObject *object)
   g_hash_table_destroy (self->certificates);
   g_clear_pointer (&self->keys, g_ptr_array_unref);
   g_hash_table_destroy (self->token_states);
+  g_clear_pointer (&self->present_tokens, g_hash_table_unref);
+  /* Joins pkcs11-helper's slot-event threads: up to ETA_TOKEN_SLOT_POLL_MS. */
   pkcs11h_terminate ();
+  g_clear_pointer (&self->slot_watch, slot_watch_free);
   g_clear_object (&self->prompter);
   g_strfreev (self->providers);
   g_main_context_unref (self->main_context);
   g_mutex_clear (&self->lock);
   g_mutex_clear (&self->first_enumeration);
   g_mutex_clear (&self->insert_prompt_lock);
+  g_mutex_clear (&self->scan_lock);
   g_rw_lock_clear (&self->pkcs11_lock);
   G_OBJECT_CLASS (eta_token_manager_parent_class)->finalize (object);
 }
@@ -1111,6 +1543,13 @@ static void
 eta_token_manager_class_init (EtaTokenManagerClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = eta_token_manager_finalize;
+  G_OBJECT_CLASS (klass)->set_property = eta_token_manager_set_property;
+  G_OBJECT_CLASS (klass)->get_property = eta_token_manager_get_property;
+  g_object_class_install_property (
+      G_OBJECT_CLASS (klass), PROP_ALLOW_REMEMBER_PIN,
+      g_param_spec_boolean ("allow-remember-pin", NULL, NULL, FALSE,
+                            G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY
+                            | G_PARAM_STATIC_STRINGS));
 
   signals[SIGNAL_TOKEN_STATE_CHANGED] =
     g_signal_new ("token-state-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
@@ -1133,6 +1572,7 @@ eta_token_manager_init (EtaTokenManager *self)
   g_mutex_init (&self->lock);
   g_mutex_init (&self->first_enumeration);
   g_mutex_init (&self->insert_prompt_lock);
+  g_mutex_init (&self->scan_lock);
   g_rw_lock_init (&self->pkcs11_lock);
   self->workers = g_thread_pool_new (run_worker_job, NULL, 64, FALSE, NULL);
   self->certificates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, free_certificate);
@@ -1172,6 +1612,12 @@ add_provider (const gchar *reference, const gchar *path)
   static CK_C_INITIALIZE_ARGS os_locking = { NULL, NULL, NULL, NULL, CKF_OS_LOCKING_OK, NULL };
   CK_C_INITIALIZE_ARGS_PTR init_args = &os_locking;
   PKCS11H_BOOL allow_protected_auth = TRUE;
+  /* Slot events by looking (C_GetSlotList, C_GetTokenInfo): the default
+   * (AUTO) waits in C_WaitForSlotEvent whenever a module does not refuse
+   * it outright, and SoftHSM2 then never reports anything; looking works
+   * with every module. */
+  unsigned slot_event_method = PKCS11H_SLOTEVENT_METHOD_FETCH;
+  unsigned slot_poll_interval = ETA_TOKEN_SLOT_POLL_MS;
   CK_RV rv;
 
   rv = pkcs11h_registerProvider (reference);
@@ -1184,6 +1630,12 @@ add_provider (const gchar *reference, const gchar *path)
   if (rv == CKR_OK)
     rv = pkcs11h_setProviderProperty (reference, PKCS11H_PROVIDER_PROPERTY_INIT_ARGS,
                                       &init_args, sizeof init_args);
+  if (rv == CKR_OK)
+    rv = pkcs11h_setProviderProperty (reference, PKCS11H_PROVIDER_PROPERTY_SLOT_EVENT_METHOD,
+                                      &slot_event_method, sizeof slot_event_method);
+  if (rv == CKR_OK)
+    rv = pkcs11h_setProviderProperty (reference, PKCS11H_PROVIDER_PROPERTY_SLOT_POLL_INTERVAL,
+                                      &slot_poll_interval, sizeof slot_poll_interval);
   if (rv == CKR_OK)
     rv = pkcs11h_initializeProvider (reference);
   if (rv != CKR_OK)
@@ -1246,5 +1698,6 @@ eta_token_manager_new (const gchar * const *providers, EtaPrompter *prompter, GE
                    "none of the allowed PKCS#11 providers could be loaded");
       return NULL;
     }
+  watch_slots (self);
   return g_steal_pointer (&self);
 }

@@ -23,11 +23,26 @@ G_DECLARE_FINAL_TYPE (EtaTokenManager, eta_token_manager, ETA, TOKEN_MANAGER, GO
  * every module the system registered (OpenSC, SoftHSM2, vendors' modules). */
 #define ETA_DEFAULT_PROVIDER "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
 
+/* How often (ms) pkcs11-helper looks at the slots for tokens inserted and
+ * pulled out: C_GetSlotList and C_GetTokenInfo on each provider. A change
+ * shows within the moment a person takes to look at the screen, while an
+ * idle agent wakes only twenty times a minute for a few cheap calls; the
+ * PIN prompt of an early unlock follows right after the token is seen. */
+#define ETA_TOKEN_SLOT_POLL_MS 3000
+
 /* Loads each provider of the allow-list @providers. Only one manager may exist
  * per process (pkcs11-helper is global). @prompter may be NULL: then every
  * operation that needs a PIN fails with a clear error. */
 EtaTokenManager *eta_token_manager_new (const gchar * const *providers,
                                         EtaPrompter *prompter, GError **error);
+
+/* Remembered PINs (the login keyring, eta-pin-store.h): when allowed, a
+ * token's remembered PIN is tried once before prompting, a wrong one is
+ * forgotten, and the prompt offers to remember the PIN typed. Off until
+ * set; also the property "allow-remember-pin", which the agent binds to the
+ * site policy. Any thread. */
+void eta_token_manager_set_allow_remember_pin (EtaTokenManager *self, gboolean allow);
+gboolean eta_token_manager_get_allow_remember_pin (EtaTokenManager *self);
 
 /* Who is asking, for the prompt. */
 typedef struct
@@ -41,6 +56,9 @@ typedef struct
   guint insert_wait_ms;
   /* FALSE: never prompt nor wait behind a prompt; fail with Locked. */
   gboolean interactive;
+  /* TRUE for the agent's own requests (an early unlock): cancelling its
+   * prompt fails it alone, never the requests that came after it. */
+  gboolean background;
 } EtaRequester;
 
 void eta_token_manager_list_keys_async (EtaTokenManager *self, GCancellable *cancellable,
@@ -91,7 +109,10 @@ gboolean eta_token_manager_lock_finish (EtaTokenManager *self, GAsyncResult *res
                                         GError **error);
 
 /* Signals (main thread): "token-state-changed" (label, serial, state) with
- * state "logged-in" or "locked"; "unwrapped" (label, serial) after each
+ * state "logged-in" or "locked", or "present" / "absent" when a token is
+ * inserted / pulled out (pkcs11-helper's slot events, every few seconds;
+ * tokens present at start are not announced, and a token pulled out while
+ * logged in is "locked" first); "unwrapped" (label, serial) after each
  * successful decryption on that token. */
 
 G_END_DECLS

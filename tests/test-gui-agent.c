@@ -14,6 +14,8 @@
 #include "eta-fault-control.h"
 #include "eta-test-agent.h"
 #include "eta-test-crypto.h"
+#include "eta-test-gui.h"
+#include "eta-test-keyring.h"
 #include "eta-test-token.h"
 #include "eta-test-unwrap.h"
 
@@ -32,26 +34,6 @@ typedef struct
   EtaTestAgent *agent;
   const EtaTestToken *token;
 } Fixture;
-
-/* The accessibility bus belongs to the outer session (dbus-run-session); the
- * agent's session bus is the test's private one, so tell both sides. */
-static void
-point_at_accessibility_bus (void)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GDBusConnection) session = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
-  g_autoptr (GVariant) reply = NULL;
-  const gchar *address;
-
-  g_assert_no_error (error);
-  reply = g_dbus_connection_call_sync (session, "org.a11y.Bus", "/org/a11y/bus", "org.a11y.Bus",
-                                       "GetAddress", NULL, G_VARIANT_TYPE ("(s)"),
-                                       G_DBUS_CALL_FLAGS_NONE, 10000, NULL, &error);
-  g_assert_no_error (error);
-  g_variant_get (reply, "(&s)", &address);
-  g_setenv ("AT_SPI_BUS_ADDRESS", address, TRUE);
-}
-
 
 static void
 fixture_set_up (Fixture *fixture, gconstpointer data)
@@ -80,24 +62,7 @@ fixture_tear_down (Fixture *fixture, gconstpointer data)
 static gint
 run_driver (const gchar * const *args, gchar **out)
 {
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *err = NULL;
-  gint status;
-
-  g_ptr_array_add (argv, (gpointer) "/usr/bin/python3");
-  g_ptr_array_add (argv, (gpointer) DRIVER);
-  for (gsize i = 0; args[i] != NULL; i++)
-    g_ptr_array_add (argv, (gpointer) args[i]);
-  for (gsize i = 0; driver_options != NULL && driver_options[i] != NULL; i++)
-    g_ptr_array_add (argv, (gpointer) driver_options[i]);
-  g_ptr_array_add (argv, NULL);
-  g_spawn_sync (NULL, (gchar **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, &err,
-                &status, &error);
-  g_assert_no_error (error);
-  if (!g_spawn_check_wait_status (status, NULL))
-    g_printerr ("atspi-pin.py %s: %s\n", args[0], err);
-  return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+  return eta_test_gui_run_driver (DRIVER, args, driver_options, out);
 }
 
 static void
@@ -154,6 +119,8 @@ test_right_pin (Fixture *fixture, gconstpointer data)
   g_assert_nonnull (strstr (shown, ETA_TEST_TOKEN_LABEL));
   g_assert_nonnull (strstr (shown, fixture->token->label[ETA_TEST_KEY_RSA2048]));
   g_assert_nonnull (strstr (shown, "password text"));
+  /* No keyring answers on this bus: nothing to remember the PIN in. */
+  g_assert_null (strstr (shown, "Remember"));
   screenshot ("pin-dialog");
   g_assert_cmpint (run_driver (enter, NULL), ==, 0);
   finish_unwrap (job, TRUE, NULL);
@@ -315,6 +282,31 @@ test_token_removed_while_dialog_open (Fixture *fixture, gconstpointer data)
   g_assert_cmpstr (g_strstrip (left), ==, "0");
 }
 
+/* How AT-SPI shows a GtkSwitch in GTK 4.8. */
+#define SWITCH_ROLE "check box"
+
+/* "Remember PIN" switched on as a screen reader user would: the PIN goes
+ * into the login keyring (a real gnome-keyring-daemon on the test's bus). */
+static void
+test_remember_pin (Fixture *fixture, gconstpointer data)
+{
+  EtaTestKeyring *keyring = eta_test_keyring_start ();
+  EtaTestUnwrap *job = start_unwrap (fixture);
+  const gchar *enter[] = { "enter", ETA_TEST_TOKEN_PIN, "--remember", NULL };
+  g_autofree gchar *shown = wait_for_dialog_text ("Remember PIN");
+  g_autoptr (GHashTable) item = NULL;
+
+  if (strstr (shown, SWITCH_ROLE ": Remember PIN") == NULL || strstr (shown, "(off)") == NULL)
+    g_error ("no \"Remember PIN\" switch, off, in the dialog:\n%s", shown);
+  screenshot ("remember-pin");
+  g_assert_cmpint (run_driver (enter, NULL), ==, 0);
+  finish_unwrap (job, TRUE, NULL);
+  item = eta_test_keyring_wait_for_pin (5000);
+  g_assert_nonnull (item);
+  g_assert_cmpstr (g_hash_table_lookup (item, "secret"), ==, ETA_TEST_TOKEN_PIN);
+  eta_test_keyring_stop (keyring);
+}
+
 /* --- German ----------------------------------------------------------------- */
 
 static const gchar * const german_labels[] = {
@@ -444,7 +436,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   display = g_strdup (g_getenv ("DISPLAY"));
   g_assert_nonnull (display);
-  point_at_accessibility_bus ();
+  eta_test_gui_use_accessibility_bus ();
   eta_test_token_get ();
   eta_fault_control_setup ();
   g_setenv ("ETA_TEST_PROVIDER", eta_fault_control_get_module_path (), TRUE);
@@ -470,6 +462,7 @@ main (int argc, char **argv)
   ADD_WITH ("/gui/agent/locked", "pin_flags=locked", test_locked);
   ADD_WITH ("/gui/agent/insert-token-continues", "present=false", test_insert_token_continues);
   ADD ("/gui/agent/token-removed-while-dialog-open", test_token_removed_while_dialog_open);
+  ADD ("/gui/agent/remember-pin", test_remember_pin);
   ADD_WITH ("/gui/agent/pin-pad", "protected_auth_path=true;pinpad_pin=" ETA_TEST_TOKEN_PIN,
             test_pin_pad);
   return g_test_run ();

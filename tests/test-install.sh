@@ -44,6 +44,9 @@ expect_file /etc/xdg/autostart/org.ecryptfs.TokenAgent1.desktop
 expect_file /usr/share/applications/org.ecryptfs.TokenAgent1.desktop
 expect_file "$unit_dir/ecryptfs-token-agent.service"
 expect_file /usr/share/metainfo/org.ecryptfs.TokenAgent1.metainfo.xml
+for state in no-token locked unlocked asking; do
+    expect_file "/usr/share/icons/hicolor/scalable/status/ecryptfs-token-agent-$state-symbolic.svg"
+done
 expect_file /usr/share/glib-2.0/schemas/org.ecryptfs.TokenAgent.gschema.xml
 expect_file /etc/ecryptfs-token-agent/keymod.conf
 expect_file /usr/share/doc/ecryptfs-token-agent/examples/ecryptfs-token-agent-modprobe.conf

@@ -42,8 +42,33 @@ static void
 test_missing_file (void)
 {
   g_auto (GStrv) mounts = eta_mount_table_mounts_for_sig ("/nonexistent/mountinfo", "939a");
+  g_auto (GStrv) sigs = eta_mount_table_list_sigs ("/nonexistent/mountinfo");
   g_assert_nonnull (mounts);
   g_assert_cmpuint (g_strv_length (mounts), ==, 0);
+  g_assert_nonnull (sigs);
+  g_assert_cmpuint (g_strv_length (sigs), ==, 0);
+}
+
+static void
+test_list_sigs (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *path = NULL;
+  int fd = g_file_open_tmp ("eta-mountinfo-XXXXXX", &path, &error);
+  g_auto (GStrv) sigs = NULL;
+
+  g_assert_no_error (error);
+  close (fd);
+  g_file_set_contents (path, mountinfo, -1, &error);
+  g_assert_no_error (error);
+
+  /* Each sig of each eCryptfs mount once, in order; not the ext4 mount's. */
+  sigs = eta_mount_table_list_sigs (path);
+  g_assert_cmpuint (g_strv_length (sigs), ==, 3);
+  g_assert_cmpstr (sigs[0], ==, "939a34c74ce3d0d6");
+  g_assert_cmpstr (sigs[1], ==, "1111111111111111");
+  g_assert_cmpstr (sigs[2], ==, "2222222222222222");
+  g_unlink (path);
 }
 
 int
@@ -52,5 +77,6 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/agent/mount-table/mounts-for-sig", test_mounts_for_sig);
   g_test_add_func ("/agent/mount-table/missing-file", test_missing_file);
+  g_test_add_func ("/agent/mount-table/list-sigs", test_list_sigs);
   return g_test_run ();
 }

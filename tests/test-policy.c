@@ -27,7 +27,6 @@
 #define SIGNAL_TIMEOUT_MS 5000
 #define FAKE_SESSION_ID "c7"
 #define FAKE_SESSION_PATH "/org/freedesktop/login1/session/c7"
-#define SETTINGS_GROUP "org/ecryptfs/TokenAgent"
 
 /* ---- a fake systemd-logind and screen saver ---- */
 
@@ -320,16 +319,7 @@ typedef struct
 static void
 write_settings (Fixture *fixture, const gchar *lines)
 {
-  g_autofree gchar *dir = g_build_filename (fixture->config_home, "glib-2.0", "settings",
-                                            NULL);
-  g_autofree gchar *path = g_build_filename (dir, "keyfile", NULL);
-  g_autofree gchar *contents = g_strdup_printf ("[" SETTINGS_GROUP "]\n%s\n",
-                                                lines ? lines : "");
-  g_autoptr (GError) error = NULL;
-
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
-  g_file_set_contents (path, contents, -1, &error);
-  g_assert_no_error (error);
+  eta_test_write_agent_settings (fixture->config_home, lines);
 }
 
 static void
@@ -427,20 +417,8 @@ print_terminal (Fixture *fixture)
 static void
 expect_state (Fixture *fixture, const gchar *state, guint timeout_ms)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-
-  while (fixture->states->len <= fixture->states_checked && g_get_monotonic_time () < deadline)
-    {
-      if (!g_main_context_iteration (NULL, FALSE))
-        g_usleep (10 * 1000);
-    }
-  if (fixture->states->len <= fixture->states_checked)
-    {
-      print_terminal (fixture);
-      g_error ("no TokenStateChanged \"%s\" within %u ms", state, timeout_ms);
-    }
-  g_assert_cmpstr (g_ptr_array_index (fixture->states, fixture->states_checked), ==, state);
-  fixture->states_checked++;
+  eta_test_expect_token_state (fixture->agent, fixture->states, &fixture->states_checked, state,
+                               timeout_ms);
 }
 
 /* Lets signals in flight arrive, then checks none came. */

@@ -10,6 +10,8 @@
 struct _EtaGtkPrompter
 {
   GObject parent_instance;
+
+  guint open_prompts;
 };
 
 static void eta_gtk_prompter_iface_init (EtaPrompterInterface *iface);
@@ -17,6 +19,32 @@ static void eta_gtk_prompter_iface_init (EtaPrompterInterface *iface);
 G_DEFINE_FINAL_TYPE_WITH_CODE (EtaGtkPrompter, eta_gtk_prompter, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (ETA_TYPE_PROMPTER,
                                                       eta_gtk_prompter_iface_init))
+
+enum { PROP_0, PROP_OPEN_PROMPTS, N_PROPS };
+static GParamSpec *properties[N_PROPS];
+
+static void
+on_prompt_destroyed (EtaGtkPrompter *self)
+{
+  self->open_prompts--;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_OPEN_PROMPTS]);
+}
+
+/* Counts @window as an open prompt until it is destroyed. */
+static void
+count_prompt (EtaGtkPrompter *self, GtkWindow *window)
+{
+  self->open_prompts++;
+  g_signal_connect_object (window, "destroy", G_CALLBACK (on_prompt_destroyed), self,
+                           G_CONNECT_SWAPPED);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_OPEN_PROMPTS]);
+}
+
+guint
+eta_gtk_prompter_get_open_prompts (EtaGtkPrompter *self)
+{
+  return self->open_prompts;
+}
 
 typedef struct
 {
@@ -84,6 +112,7 @@ eta_gtk_prompter_request_pin_async (EtaPrompter *prompter, EtaPinRequest *reques
     data->cancelled_handler = g_cancellable_connect (cancellable, G_CALLBACK (on_cancelled),
                                                      data, NULL);
   gtk_window_present (GTK_WINDOW (data->dialog));
+  count_prompt (ETA_GTK_PROMPTER (prompter), GTK_WINDOW (data->dialog));
 }
 
 static EtaSecret *
@@ -162,6 +191,7 @@ eta_gtk_prompter_ask_for_token_async (EtaPrompter *prompter, EtaPinRequest *requ
   g_task_set_task_data (task, data, (GDestroyNotify) token_prompt_data_free);
   g_signal_connect (data->dialog, "cancelled", G_CALLBACK (on_token_prompt_cancelled), task);
   gtk_window_present (GTK_WINDOW (data->dialog));
+  count_prompt (ETA_GTK_PROMPTER (prompter), GTK_WINDOW (data->dialog));
   data->dismiss_handler = g_cancellable_connect (dismiss, G_CALLBACK (on_dismiss), task, NULL);
 }
 
@@ -182,8 +212,23 @@ eta_gtk_prompter_iface_init (EtaPrompterInterface *iface)
 }
 
 static void
+eta_gtk_prompter_get_property (GObject *object, guint prop_id, GValue *value,
+                               GParamSpec *pspec)
+{
+  if (prop_id == PROP_OPEN_PROMPTS)
+    g_value_set_uint (value, ETA_GTK_PROMPTER (object)->open_prompts);
+  else
+    G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+}
+
+static void
 eta_gtk_prompter_class_init (EtaGtkPrompterClass *klass)
 {
+  G_OBJECT_CLASS (klass)->get_property = eta_gtk_prompter_get_property;
+  properties[PROP_OPEN_PROMPTS] =
+    g_param_spec_uint ("open-prompts", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (G_OBJECT_CLASS (klass), N_PROPS, properties);
 }
 
 static void

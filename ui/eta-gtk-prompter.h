@@ -13,4 +13,8 @@ G_DECLARE_FINAL_TYPE (EtaGtkPrompter, eta_gtk_prompter, ETA, GTK_PROMPTER, GObje
 /* Call after gtk_init_check() succeeded. */
 EtaGtkPrompter *eta_gtk_prompter_new (void);
 
+/* How many prompts (PIN or insert-token dialogs) are on screen now; changes
+ * are announced as notify::open-prompts. */
+guint eta_gtk_prompter_get_open_prompts (EtaGtkPrompter *self);
+
 G_END_DECLS

@@ -15,6 +15,8 @@ struct _EtaPinDialog
   GtkLabel *details_label;
   GtkLabel *status_label;
   GtkPasswordEntry *pin_entry;
+  GtkWidget *remember_box;
+  GtkSwitch *remember_switch;
   GtkButton *cancel_button;
   GtkButton *unlock_button;
 
@@ -40,6 +42,10 @@ respond (EtaPinDialog *self, gboolean unlock)
   if (self->responded)
     return;
   self->responded = TRUE;
+  if (unlock)
+    eta_pin_request_set_remember (self->request,
+                                  gtk_widget_get_visible (self->remember_box)
+                                  && gtk_switch_get_active (self->remember_switch));
   g_signal_emit (self, signals[SIGNAL_RESPONSE], 0, unlock);
 }
 
@@ -195,6 +201,10 @@ apply_request (EtaPinDialog *self)
   gtk_widget_set_visible (GTK_WIDGET (self->unlock_button),
                           self->state == ETA_PIN_DIALOG_STATE_ENTER
                           || self->state == ETA_PIN_DIALOG_STATE_CONFIRM);
+  gtk_widget_set_visible (self->remember_box,
+                          eta_pin_request_get_may_remember (self->request)
+                          && (self->state == ETA_PIN_DIALOG_STATE_ENTER
+                              || self->state == ETA_PIN_DIALOG_STATE_CONFIRM));
   if (self->state == ETA_PIN_DIALOG_STATE_LOCKED)
     gtk_button_set_label (self->cancel_button, _("_Close"));
   gtk_window_set_default_widget (GTK_WINDOW (self),
@@ -237,6 +247,8 @@ eta_pin_dialog_class_init (EtaPinDialogClass *klass)
   gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, details_label);
   gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, status_label);
   gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, pin_entry);
+  gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, remember_box);
+  gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, remember_switch);
   gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, cancel_button);
   gtk_widget_class_bind_template_child (widget_class, EtaPinDialog, unlock_button);
   gtk_widget_class_bind_template_callback (widget_class, on_unlock_clicked);

@@ -29,6 +29,8 @@ EtaPinDialogState eta_pin_dialog_get_state (EtaPinDialog *self);
 EtaSecret *eta_pin_dialog_take_pin (EtaPinDialog *self);
 
 /* Signal "response" (gboolean unlock): Unlock pressed with a confirmed PIN
- * (TRUE), or Cancel / the window closed (FALSE). Emitted once. */
+ * (TRUE), or Cancel / the window closed (FALSE). Emitted once. On Unlock the
+ * "Remember PIN" switch (shown when the request may remember) goes into the
+ * request (eta_pin_request_set_remember). */
 
 G_END_DECLS

@@ -6,7 +6,7 @@ does, and types a PIN into one, cancels it, or counts them. Needs Debian's
 python3-pyatspi, hence /usr/bin/python3.
 
 usage: atspi-pin.py count
-       atspi-pin.py enter PIN [--confirm-final-try]
+       atspi-pin.py enter PIN [--confirm-final-try] [--remember]
        atspi-pin.py cancel
        atspi-pin.py describe
        atspi-pin.py press LABEL
@@ -21,25 +21,14 @@ import time
 import pyatspi
 from gi.repository import GLib
 
-APP_NAME = "ecryptfs-token-agent"
+from eta_atspi import APP_NAME, agent_apps, walk
+
 # Words of the buttons' labels (without mnemonics), set from the command line.
-LABELS = {"cancel": "Cancel", "close": "Close", "unlock": "Unlock", "confirm": "Try Anyway"}
-
-
-def agent_apps():
-    desktop = pyatspi.Registry.getDesktop(0)
-    return [app for app in desktop if app is not None and app.name == APP_NAME]
-
-
-def walk(node):
-    yield node
-    try:
-        children = [child for child in node if child is not None]
-    except GLib.GError:
-        # The window went away while we looked (a dialog closing).
-        return
-    for child in children:
-        yield from walk(child)
+LABELS = {"cancel": "Cancel", "close": "Close", "unlock": "Unlock", "confirm": "Try Anyway",
+          "remember": "Remember PIN"}
+# The "Remember PIN" switch: GTK 4.8 shows a GtkSwitch with the role of a
+# check box, but gives it an action, where it gives check buttons none.
+SWITCH_ROLE = "check box"
 
 
 def dialogs():
@@ -83,12 +72,34 @@ def press(window, word):
     return False
 
 
+def switch_on(window, word):
+    """Turns on the switch whose name holds @word; False when there is none."""
+    for node in walk(window):
+        if node.getRoleName() == SWITCH_ROLE and word in (node.name or ""):
+            if node.getState().contains(pyatspi.STATE_CHECKED):
+                return True
+            action = node.queryAction()
+            if action.nActions == 0:
+                print("the %s switch has no AT-SPI action" % word, file=sys.stderr)
+                return False
+            action.doAction(0)
+            deadline = time.monotonic() + 5
+            while not node.getState().contains(pyatspi.STATE_CHECKED):
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+            return True
+    return False
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("command", choices=["count", "enter", "cancel", "describe", "press"])
     parser.add_argument("pin", nargs="?")
     parser.add_argument("--timeout", type=float, default=15.0)
     parser.add_argument("--confirm-final-try", action="store_true")
+    parser.add_argument("--remember", action="store_true",
+                        help="enter: turn the Remember PIN switch on first")
     parser.add_argument("--settle", type=float, default=0.0,
                         help="count: wait this long, then count again")
     for key, word in LABELS.items():
@@ -115,8 +126,11 @@ def main():
     if args.command == "describe":
         print("window: %s" % window.name)
         for node in walk(window):
-            if node.getRoleName() in ("label", "push button", "password text", "check box"):
+            if node.getRoleName() in ("label", "push button", "password text"):
                 print("%s: %s" % (node.getRoleName(), node.name))
+            elif node.getRoleName() == SWITCH_ROLE:
+                on = node.getState().contains(pyatspi.STATE_CHECKED)
+                print("%s: %s (%s)" % (node.getRoleName(), node.name, "on" if on else "off"))
         return 0
     if args.command == "press":
         # args.pin holds the button's label here.
@@ -127,6 +141,9 @@ def main():
     entry = next((n for n in walk(window) if n.getRoleName() == "password text"), None)
     if entry is None:
         print("the dialog has no PIN entry", file=sys.stderr)
+        return 4
+    if args.remember and not switch_on(window, LABELS["remember"]):
+        print("the dialog has no %s switch that turns on" % LABELS["remember"], file=sys.stderr)
         return 4
     entry.queryEditableText().setTextContents(args.pin)
     if not press(window, LABELS["unlock"]):
