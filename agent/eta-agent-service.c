@@ -10,6 +10,7 @@
 
 #include "eta-activity-log.h"
 #include "eta-agent-error.h"
+#include "eta-caller-check.h"
 #include "eta-dbus-generated.h"
 #include "eta-names.h"
 #include "eta-public-key-file.h"
@@ -18,9 +19,6 @@
 #define MAX_WRAPPED_KEY_BYTES 512
 /* How long an insert-token prompt waits before the request fails. */
 #define ETA_INSERT_TOKEN_WAIT_MS 120000
-/* Unique names are never reused, so a sender's uid never changes; the cache
- * only has to stay bounded. */
-#define MAX_CACHED_SENDERS 256
 
 struct _EtaAgentService
 {
@@ -30,86 +28,10 @@ struct _EtaAgentService
   EtaPolicy *policy;
   EtaDBusTokenAgent1 *skeleton;
   EtaActivityLog *activity;
-  GHashTable *sender_uids;   /* unique name → uid */
-  gboolean allow_anonymous;
   gulong state_handler;
 };
 
 G_DEFINE_FINAL_TYPE (EtaAgentService, eta_agent_service, G_TYPE_OBJECT)
-
-/* ---- who may ask ---- */
-
-static gboolean
-lookup_sender_uid (EtaAgentService *self, GDBusMethodInvocation *invocation, guint32 *uid,
-                   GError **error)
-{
-  GDBusConnection *connection = g_dbus_method_invocation_get_connection (invocation);
-  const gchar *sender = g_dbus_method_invocation_get_sender (invocation);
-  g_autoptr (GVariant) reply = NULL;
-  gpointer cached;
-
-  if (sender == NULL)
-    {
-      GCredentials *credentials = g_dbus_connection_get_peer_credentials (connection);
-      if (credentials == NULL)
-        {
-          g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_ACCESS_DENIED,
-                       "the peer's credentials are unknown");
-          return FALSE;
-        }
-      *uid = (guint32) g_credentials_get_unix_user (credentials, error);
-      return *uid != (guint32) -1;
-    }
-  if (g_hash_table_lookup_extended (self->sender_uids, sender, NULL, &cached))
-    {
-      *uid = GPOINTER_TO_UINT (cached);
-      return TRUE;
-    }
-  reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
-                                       "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "GetConnectionUnixUser", g_variant_new ("(s)", sender),
-                                       G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, 2000,
-                                       NULL, error);
-  if (reply == NULL)
-    return FALSE;
-  g_variant_get (reply, "(u)", uid);
-  if (g_hash_table_size (self->sender_uids) >= MAX_CACHED_SENDERS)
-    g_hash_table_remove_all (self->sender_uids);
-  g_hash_table_insert (self->sender_uids, g_strdup (sender), GUINT_TO_POINTER (*uid));
-  return TRUE;
-}
-
-static gboolean
-on_authorize_method (GDBusInterfaceSkeleton *skeleton, GDBusMethodInvocation *invocation,
-                     gpointer user_data)
-{
-  EtaAgentService *self = user_data;
-  g_autoptr (GError) error = NULL;
-  guint32 uid;
-
-  if (lookup_sender_uid (self, invocation, &uid, &error))
-    {
-      if (uid == (guint32) geteuid ())
-        return TRUE;
-      g_message ("refused %s from %s: it runs as uid %u, not %u",
-                 g_dbus_method_invocation_get_method_name (invocation),
-                 g_dbus_method_invocation_get_sender (invocation), uid, (guint) geteuid ());
-      g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
-                                             ETA_AGENT_ERROR_ACCESS_DENIED,
-                                             "the token agent serves only uid %u",
-                                             (guint) geteuid ());
-      return FALSE;
-    }
-  if (self->allow_anonymous)
-    return TRUE;
-  g_message ("refused %s from %s: cannot tell its uid: %s",
-             g_dbus_method_invocation_get_method_name (invocation),
-             g_dbus_method_invocation_get_sender (invocation), error->message);
-  g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
-                                         ETA_AGENT_ERROR_ACCESS_DENIED,
-                                         "cannot tell which user the caller runs as");
-  return FALSE;
-}
 
 /* ---- argument checks ---- */
 
@@ -546,7 +468,6 @@ eta_agent_service_dispose (GObject *object)
   g_clear_object (&self->activity);
   g_clear_object (&self->manager);
   g_clear_object (&self->policy);
-  g_clear_pointer (&self->sender_uids, g_hash_table_unref);
   G_OBJECT_CLASS (eta_agent_service_parent_class)->dispose (object);
 }
 
@@ -559,7 +480,6 @@ eta_agent_service_class_init (EtaAgentServiceClass *klass)
 static void
 eta_agent_service_init (EtaAgentService *self)
 {
-  self->sender_uids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 EtaAgentService *
@@ -572,13 +492,14 @@ eta_agent_service_new (EtaTokenManager *manager, EtaPolicy *policy)
   self->activity = eta_activity_log_new (manager);
   self->skeleton = eta_dbus_token_agent1_skeleton_new ();
   /* Test-only: a VM reaches the test bus with ANONYMOUS authentication, which
-   * carries no uid. Never set in a real session. */
-  self->allow_anonymous = g_getenv ("ECRYPTFS_TOKEN_AGENT_TEST_ALLOW_ANONYMOUS") != NULL;
-  if (self->allow_anonymous)
+   * carries no uid (EtaCallerCheck then lets it through). */
+  if (g_getenv ("ECRYPTFS_TOKEN_AGENT_TEST_ALLOW_ANONYMOUS") != NULL)
     g_warning ("ECRYPTFS_TOKEN_AGENT_TEST_ALLOW_ANONYMOUS is set: callers of unknown uid "
                "are served. This is for tests only.");
-
-  g_signal_connect (self->skeleton, "g-authorize-method", G_CALLBACK (on_authorize_method), self);
+  {
+    g_autoptr (EtaCallerCheck) check = eta_caller_check_new ();
+    eta_caller_check_guard (check, G_DBUS_INTERFACE_SKELETON (self->skeleton));
+  }
   g_signal_connect (self->skeleton, "handle-resolve-key", G_CALLBACK (on_handle_resolve_key), self);
   g_signal_connect (self->skeleton, "handle-unwrap", G_CALLBACK (on_handle_unwrap), self);
   g_signal_connect (self->skeleton, "handle-unlock", G_CALLBACK (on_handle_unlock), self);

@@ -208,7 +208,8 @@ eta_cli_command_add_key (const EtaCliOptions *options, int argc, char **argv)
     }
   if (!g_str_has_prefix (record->fingerprint_hex, fingerprint))
     {
-      eta_cli_error ("add-key", _("%s has fingerprint %s, not %s"), pubkey_file,
+      eta_cli_error ("add-key", _("%s has fingerprint %s, not %s"),
+                     pubkey_file ? pubkey_file : _("the agent's key"),
                      record->fingerprint_hex, fingerprint);
       return ETA_CLI_EXIT_FAILED;
     }
@@ -317,6 +318,22 @@ eta_cli_command_remove_key (const EtaCliOptions *options, int argc, char **argv)
 
 /* ---- mount-options ---- */
 
+/* fstab fields are separated by blanks: they are written as octal escapes. */
+static gchar *
+fstab_escape (const gchar *path)
+{
+  GString *escaped = g_string_new (NULL);
+
+  for (const gchar *p = path; *p != '\0'; p++)
+    {
+      if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\\')
+        g_string_append_printf (escaped, "\\%03o", (guint) (guchar) *p);
+      else
+        g_string_append_c (escaped, *p);
+    }
+  return g_string_free (escaped, FALSE);
+}
+
 int
 eta_cli_command_mount_options (const EtaCliOptions *options, int argc, char **argv)
 {
@@ -389,11 +406,15 @@ eta_cli_command_mount_options (const EtaCliOptions *options, int argc, char **ar
   if (g_str_equal (format, "mount"))
     g_print ("%s,%s,no_sig_cache\n", key_option, ETA_MOUNT_CIPHER_OPTIONS);
   else if (g_str_equal (format, "fstab"))
-    /* noauto: the key module needs the person's session and token, which
-     * boot does not have; mount it after logging in. */
-    g_print ("%s %s ecryptfs noauto,%s,%s,no_sig_cache 0 0\n",
-             argc == 4 ? argv[2] : "/path/to/lower", argc == 4 ? argv[3] : "/path/to/mountpoint",
-             key_option, ETA_MOUNT_CIPHER_OPTIONS);
+    {
+      g_autofree gchar *lower = fstab_escape (argc == 4 ? argv[2] : "/path/to/lower");
+      g_autofree gchar *target = fstab_escape (argc == 4 ? argv[3] : "/path/to/mountpoint");
+
+      /* noauto: the key module needs the person's session and token, which
+       * boot does not have; mount it after logging in. */
+      g_print ("%s %s ecryptfs noauto,%s,%s,no_sig_cache 0 0\n", lower, target, key_option,
+               ETA_MOUNT_CIPHER_OPTIONS);
+    }
   else
     {
       g_auto (GStrv) cipher_options = g_strsplit (ETA_MOUNT_CIPHER_OPTIONS, ",", -1);

@@ -71,7 +71,11 @@ eta_cli_error_means_no_agent (const GError *error)
       return g_strv_contains (missing, name)
              || g_str_has_prefix (name, "org.freedesktop.DBus.Error.Spawn.");
     }
-  /* Local failures: connecting, a broken connection, our own timeout. */
+  /* Our own timeout means an agent that is there but busy (a PIN prompt
+   * holds it): that is a failure of the call, not a missing agent. */
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    return FALSE;
+  /* Local failures: connecting, a broken connection. */
   return error->domain == G_IO_ERROR || error->domain == G_DBUS_ERROR;
 }
 
@@ -108,7 +112,11 @@ eta_cli_call_agent (const gchar *command, const gchar *what, const gchar *method
       return NULL;
     }
   g_dbus_error_strip_remote_error (error);
-  eta_cli_error (command, "%s: %s", what, error->message);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    eta_cli_error (command, _("%s: the agent did not answer in time (is a PIN prompt open?)"),
+                   what);
+  else
+    eta_cli_error (command, "%s: %s", what, error->message);
   *exit_code = ETA_CLI_EXIT_FAILED;
   return NULL;
 }

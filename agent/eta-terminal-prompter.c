@@ -133,15 +133,19 @@ ask_remember (int fd, GCancellable *cancellable)
   g_autoptr (EtaSecret) answer = eta_secret_new (16);
   /* TRANSLATORS: the letter that answers "yes" to the question below. */
   const gchar *yes = _("y");
-  gchar first;
+  gunichar first;
 
   /* TRANSLATORS: asked on the terminal after the PIN was typed; the person
    * answers with the letter above for yes, anything else means no. */
   write_text (fd, _("Remember this PIN in your login keyring? [y/N] "));
   if (read_line (fd, answer, cancellable) != 1)
     return 0;
-  first = g_ascii_tolower ((gchar) eta_secret_get_data (answer)[0]);
-  return first == 'y' || first == g_ascii_tolower (yes[0]);
+  /* Whole characters: a translation's "yes" letter need not be ASCII. */
+  if (!g_utf8_validate ((const gchar *) eta_secret_get_data (answer),
+                        (gssize) eta_secret_get_length (answer), NULL))
+    return 0;
+  first = g_unichar_tolower (g_utf8_get_char ((const gchar *) eta_secret_get_data (answer)));
+  return first == 'y' || first == g_unichar_tolower (g_utf8_get_char (yes));
 }
 
 typedef struct

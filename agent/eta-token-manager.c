@@ -362,7 +362,10 @@ take_remembered_pin (EtaTokenManager *self, UnwrapContext *context,
   g_mutex_lock (&self->lock);
   rejected = token_state_lookup (self, token)->remembered_pin_rejected;
   g_mutex_unlock (&self->lock);
-  if (pin == NULL || retry > 0 || rejected || (flags & ETA_PIN_FLAG_FINAL_TRY))
+  /* COUNT_LOW too: a stale PIN whose deletion failed would otherwise cost a
+   * try at each start, on tokens that never report the final try. */
+  if (pin == NULL || retry > 0 || rejected
+      || (flags & (ETA_PIN_FLAG_FINAL_TRY | ETA_PIN_FLAG_COUNT_LOW)))
     return NULL;
   return g_steal_pointer (&pin);
 }
@@ -749,9 +752,10 @@ list_tokens_in_thread (GTask *task, gpointer source, gpointer data, GCancellable
   g_auto (GVariantBuilder) builder = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("aa{sv}"));
   CK_RV rv;
 
-  g_rw_lock_writer_lock (&self->pkcs11_lock);
+  /* Without the exclusive lock, as the slot scan does: enumerating tokens
+   * takes only pkcs11-helper's global mutex, and waiting for the exclusive
+   * lock would wait behind an open PIN prompt (status, the tray's menu). */
   rv = pkcs11h_token_enumTokenIds (PKCS11H_ENUM_METHOD_RELOAD, &tokens);
-  g_rw_lock_writer_unlock (&self->pkcs11_lock);
   if (rv != CKR_OK)
     {
       GError *error = NULL;

@@ -370,6 +370,16 @@ test_mount_options (Fixture *fixture, gconstpointer data)
   g_assert_null (strchr (result.out, ','));
   eta_test_cli_result_clear (&result);
 
+  /* Blanks in paths would split the fstab line: written as octal escapes. */
+  {
+    const gchar *blank[] = { "mount-options", fpr, "--format", "fstab", "/srv/my files",
+                             "/srv/open\tfiles", NULL };
+    result = run_cli (fixture, blank);
+    g_assert_cmpint (result.exit_code, ==, 0);
+    g_assert_true (g_str_has_prefix (result.out, "/srv/my\\040files /srv/open\\011files ecryptfs "));
+    eta_test_cli_result_clear (&result);
+  }
+
   result = run_cli (fixture, bad_format);
   g_assert_cmpint (result.exit_code, ==, 2);
   eta_test_cli_result_clear (&result);

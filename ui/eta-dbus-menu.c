@@ -3,6 +3,8 @@
 
 #include "eta-dbus-menu.h"
 
+#include "eta-caller-check.h"
+
 #include "eta-sni-generated.h"
 
 #define DBUSMENU_VERSION 3
@@ -471,6 +473,12 @@ eta_dbus_menu_init (EtaDBusMenu *self)
   self->ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->items = g_ptr_array_new_with_free_func ((GDestroyNotify) menu_item_free);
   self->skeleton = eta_sni_dbusmenu_skeleton_new ();
+  /* The panel showing the item runs as this user; nobody else may drive the
+   * menu (Quit, Lock, Forget) or read the recent activity. */
+  {
+    g_autoptr (EtaCallerCheck) check = eta_caller_check_new ();
+    eta_caller_check_guard (check, G_DBUS_INTERFACE_SKELETON (self->skeleton));
+  }
   eta_sni_dbusmenu_set_version (self->skeleton, DBUSMENU_VERSION);
   eta_sni_dbusmenu_set_text_direction (self->skeleton, "ltr");
   eta_sni_dbusmenu_set_status (self->skeleton, "normal");

@@ -3,6 +3,8 @@
 
 #include "eta-status-notifier-item.h"
 
+#include "eta-caller-check.h"
+
 #include "eta-sni-generated.h"
 
 #define WATCHER_PATH "/StatusNotifierWatcher"
@@ -186,6 +188,12 @@ eta_status_notifier_item_init (EtaStatusNotifierItem *self)
   EtaSniStatusNotifierItem *skeleton = eta_sni_status_notifier_item_skeleton_new ();
 
   self->skeleton = skeleton;
+  /* The panel showing the item runs as this user; nobody else may drive the
+   * menu (Quit, Lock, Forget) or read the recent activity. */
+  {
+    g_autoptr (EtaCallerCheck) check = eta_caller_check_new ();
+    eta_caller_check_guard (check, G_DBUS_INTERFACE_SKELETON (skeleton));
+  }
   eta_sni_status_notifier_item_set_category (skeleton, "SystemServices");
   eta_sni_status_notifier_item_set_status (skeleton, "Passive");
   eta_sni_status_notifier_item_set_menu (skeleton, "/");
