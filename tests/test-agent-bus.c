@@ -14,6 +14,7 @@
 #include "eta-names.h"
 #include "eta-seal.h"
 #include "eta-test-agent.h"
+#include "eta-test-open-bus.h"
 #include "eta-test-crypto.h"
 #include "eta-test-token.h"
 
@@ -730,68 +731,29 @@ test_late_pin_notifies (Fixture *fixture, gconstpointer data)
 static void
 test_other_uid_refused (void)
 {
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *dir = g_dir_make_tmp ("eta-bus-XXXXXX", &error);
-  g_autofree gchar *config = g_build_filename (dir, "bus.conf", NULL);
-  g_autofree gchar *socket_path = g_build_filename (dir, "bus", NULL);
-  g_autofree gchar *address = g_strconcat ("unix:path=", socket_path, NULL);
-  g_autofree gchar *config_text = g_strdup_printf (
-      "<busconfig><type>session</type><listen>%s</listen><auth>EXTERNAL</auth>"
-      "<policy context=\"default\"><allow user=\"*\"/><allow send_destination=\"*\"/>"
-      "<allow receive_sender=\"*\"/><allow own=\"*\"/></policy></busconfig>", address);
-  const gchar *daemon_argv[] = { "dbus-daemon", "--nofork", "--config-file", config, NULL };
-  GPid daemon;
+  EtaTestOpenBus *bus;
   EtaTestAgent *agent;
-  int status;
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
 
   eta_test_token_get ();
-  g_assert_no_error (error);
-  g_file_set_contents (config, config_text, -1, &error);
-  g_assert_no_error (error);
-  g_chmod (dir, 0755);
-  g_spawn_async (NULL, (gchar **) daemon_argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &daemon,
-                 &error);
-  g_assert_no_error (error);
-  for (int i = 0; i < 100 && !g_file_test (socket_path, G_FILE_TEST_EXISTS); i++)
-    g_usleep (20 * 1000);
-  g_chmod (socket_path, 0777);
-  g_setenv ("DBUS_SESSION_BUS_ADDRESS", address, TRUE);
+  bus = eta_test_open_bus_start ();
   agent = eta_test_agent_start (NULL);
 
-  /* nobody: a different user on the same bus, in a fresh process. */
-  {
-    const gchar *argv[] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                            "gdbus", "call", "--address", address, "--dest", ETA_BUS_NAME,
-                            "--object-path", ETA_OBJECT_PATH, "--method",
-                            ETA_INTERFACE ".ListKeys", NULL };
-    g_autofree gchar *out = NULL;
-    g_autofree gchar *err = NULL;
-
-    g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, &err,
-                  &status, &error);
-    g_assert_no_error (error);
-    g_assert_false (g_spawn_check_wait_status (status, NULL));
-    g_assert_nonnull (strstr (err, ETA_ERROR_PREFIX "AccessDenied"));
-    g_assert_null (strstr (out, "fingerprint"));
-  }
+  /* nobody: a different user on the same bus. */
+  g_assert_false (eta_test_open_bus_call (bus, TRUE, ETA_BUS_NAME, ETA_OBJECT_PATH,
+                                          ETA_INTERFACE ".ListKeys", NULL, &out, &err));
+  g_assert_nonnull (strstr (err, ETA_ERROR_PREFIX "AccessDenied"));
+  g_assert_null (strstr (out, "fingerprint"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
   /* The same call as the agent's own user is served. */
-  {
-    const gchar *argv[] = { "gdbus", "call", "--address", address, "--dest", ETA_BUS_NAME,
-                            "--object-path", ETA_OBJECT_PATH, "--method",
-                            ETA_INTERFACE ".ListKeys", NULL };
-    g_autofree gchar *out = NULL;
-
-    g_spawn_sync (NULL, (gchar **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out, NULL,
-                  &status, &error);
-    g_assert_no_error (error);
-    g_assert_true (g_spawn_check_wait_status (status, NULL));
-    g_assert_nonnull (strstr (out, "fingerprint"));
-  }
+  g_assert_true (eta_test_open_bus_call (bus, FALSE, ETA_BUS_NAME, ETA_OBJECT_PATH,
+                                         ETA_INTERFACE ".ListKeys", NULL, &out, &err));
+  g_assert_nonnull (strstr (out, "fingerprint"));
 
   eta_test_agent_stop (agent);
-  kill (daemon, SIGTERM);
-  waitpid (daemon, &status, 0);
-  g_unsetenv ("DBUS_SESSION_BUS_ADDRESS");
+  eta_test_open_bus_stop (bus);
 }
 
 int

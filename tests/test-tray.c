@@ -17,6 +17,7 @@
 #include "eta-test-cli.h"
 #include "eta-test-gui.h"
 #include "eta-test-keyring.h"
+#include "eta-test-open-bus.h"
 #include "eta-test-token.h"
 #include "eta-test-unwrap.h"
 
@@ -1022,6 +1023,41 @@ test_menu_quit (Fixture *fixture, gconstpointer data)
     }
 }
 
+/* The panel runs as the person; nobody else on the bus may drive the menu
+ * (Quit, Lock Now, Forget) or read it (Recent Activity), nor the item. */
+static void
+test_other_uid_refused (void)
+{
+  g_autofree gchar *display_env = g_strconcat ("DISPLAY=", display, NULL);
+  const gchar *env[] = { display_env, NULL };
+  const gchar *layout_args[] = { "0", "1", "[]", NULL };
+  const gchar *activate_args[] = { "0", "0", NULL };
+  EtaTestOpenBus *bus = eta_test_open_bus_start ();
+  EtaTestAgent *agent = eta_test_agent_start_full (env, FALSE, NULL);
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
+
+  g_assert_false (eta_test_open_bus_call (bus, TRUE, ETA_BUS_NAME, "/MenuBar",
+                                          MENU_INTERFACE ".GetLayout", layout_args, &out, &err));
+  if (strstr (err, "AccessDenied") == NULL)
+    g_error ("GetLayout as nobody: %s", err);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_false (eta_test_open_bus_call (bus, TRUE, ETA_BUS_NAME, "/StatusNotifierItem",
+                                          ITEM_INTERFACE ".Activate", activate_args, &out,
+                                          &err));
+  g_assert_nonnull (strstr (err, "AccessDenied"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  /* The person's own panel is served: the menu has its Quit item. */
+  g_assert_true (eta_test_open_bus_call (bus, FALSE, ETA_BUS_NAME, "/MenuBar",
+                                         MENU_INTERFACE ".GetLayout", layout_args, &out, &err));
+  g_assert_nonnull (strstr (out, "Quit"));
+
+  eta_test_agent_stop (agent);
+  eta_test_open_bus_stop (bus);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1065,5 +1101,6 @@ main (int argc, char **argv)
   ADD ("/tray/activate-opens-window", plain, test_activate_opens_window);
   ADD ("/tray/menu/recent-activity", mounted, test_menu_recent_activity);
   ADD ("/tray/menu/quit", plain, test_menu_quit);
+  g_test_add_func ("/tray/other-uid-refused", test_other_uid_refused);
   return g_test_run ();
 }
