@@ -19,20 +19,18 @@ typedef struct
   gchar *key_label;
   gchar *token_label;
   gchar *requester;
-  GStrv mounts;           /* the eCryptfs mounts using the key then; may be empty */
+  GStrv mounts;           /* the eCryptfs mounts using the key, read when the
+                           * entry is first looked at; may be empty */
 } EtaActivity;
 
 #define ETA_TYPE_ACTIVITY_LOG (eta_activity_log_get_type ())
 G_DECLARE_FINAL_TYPE (EtaActivityLog, eta_activity_log, ETA, ACTIVITY_LOG, GObject)
 
-/* Keys are looked up through @manager, whose key list is already loaded by
- * the time an unwrap succeeded. */
-EtaActivityLog *eta_activity_log_new (EtaTokenManager *manager);
+EtaActivityLog *eta_activity_log_new (void);
 
-/* Notes a successful unwrap with the key @fingerprint for @requester, now.
- * The entry appears once the key's names and mounts are looked up; "changed"
- * then fires. Main thread. */
-void eta_activity_log_record_unwrap (EtaActivityLog *self, const gchar *fingerprint,
+/* Notes a successful unwrap with @key for @requester, now, and fires
+ * "changed". Main thread. */
+void eta_activity_log_record_unwrap (EtaActivityLog *self, EtaTokenKey *key,
                                      const gchar *requester);
 
 /* The entries, newest first (borrowed: valid until the next "changed"). */

@@ -167,10 +167,10 @@ on_unwrapped (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   UnwrapCall *call = user_data;
   g_autoptr (GError) error = NULL;
-  g_autofree gchar *fingerprint = NULL;
+  g_autoptr (EtaTokenKey) key = NULL;
   g_autoptr (EtaSecret) plaintext = eta_token_manager_unwrap_finish (ETA_TOKEN_MANAGER (source),
-                                                                     result, &fingerprint,
-                                                                     &error);
+                                                                     result, &key, &error);
+  const gchar *fingerprint;
   guint8 agent_key[ETA_SEAL_PUBLIC_KEY_LEN];
   g_autofree guint8 *sealed = NULL;
   gsize sealed_len;
@@ -184,6 +184,7 @@ on_unwrapped (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
 
+  fingerprint = eta_token_key_get_fingerprint (key);
   sealed_len = eta_secret_get_length (plaintext) + ETA_SEAL_OVERHEAD;
   sealed = g_malloc (sealed_len);
   if (eta_seal_to (g_bytes_get_data (call->session_key, NULL),
@@ -199,7 +200,7 @@ on_unwrapped (GObject *source, GAsyncResult *result, gpointer user_data)
     }
   g_message ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
              fingerprint);
-  eta_activity_log_record_unwrap (call->activity, fingerprint, call->requester);
+  eta_activity_log_record_unwrap (call->activity, key, call->requester);
   if (call->caller_deadline != 0 && g_get_monotonic_time () > call->caller_deadline)
     notify_unlocked_late (call);
   g_dbus_method_invocation_return_value (
@@ -489,7 +490,7 @@ eta_agent_service_new (EtaTokenManager *manager, EtaPolicy *policy)
 
   self->manager = g_object_ref (manager);
   self->policy = policy ? g_object_ref (policy) : NULL;
-  self->activity = eta_activity_log_new (manager);
+  self->activity = eta_activity_log_new ();
   self->skeleton = eta_dbus_token_agent1_skeleton_new ();
   /* Test-only: a VM reaches the test bus with ANONYMOUS authentication, which
    * carries no uid (EtaCallerCheck then lets it through). */

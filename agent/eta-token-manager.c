@@ -819,8 +819,7 @@ typedef struct
   gchar *token_label;
   EtaRequester requester_info;
   guint64 sequence;
-  gchar *full_fingerprint;
-  gchar *found_token_label;
+  EtaTokenKey *key;         /* the key used, once found */
 } UnwrapJob;
 
 static void
@@ -831,8 +830,7 @@ unwrap_job_free (UnwrapJob *job)
   g_free (job->requester);
   g_free (job->key_label);
   g_free (job->token_label);
-  g_free (job->full_fingerprint);
-  g_free (job->found_token_label);
+  g_clear_object (&job->key);
   g_free (job);
 }
 
@@ -1067,10 +1065,7 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
       g_propagate_error (error, local_error);
       return FALSE;
     }
-  g_free (job->full_fingerprint);
-  job->full_fingerprint = g_strdup (eta_token_key_get_fingerprint (key));
-  g_free (job->found_token_label);
-  job->found_token_label = g_strdup (eta_token_key_get_token_label (key));
+  g_set_object (&job->key, key);
   what = g_strdup_printf ("decrypting with key %.16s (%s) on token %s",
                           eta_token_key_get_fingerprint (key), eta_token_key_get_label (key),
                           eta_token_key_get_token_label (key));
@@ -1294,21 +1289,21 @@ eta_token_manager_unlock_finish (EtaTokenManager *self, GAsyncResult *result,
   if (!g_task_propagate_boolean (G_TASK (result), error))
     return FALSE;
   if (fingerprint_out != NULL)
-    *fingerprint_out = g_strdup (job->full_fingerprint);
+    *fingerprint_out = g_strdup (eta_token_key_get_fingerprint (job->key));
   if (token_label_out != NULL)
-    *token_label_out = g_strdup (job->found_token_label);
+    *token_label_out = g_strdup (eta_token_key_get_token_label (job->key));
   return TRUE;
 }
 
 EtaSecret *
 eta_token_manager_unwrap_finish (EtaTokenManager *self, GAsyncResult *result,
-                                 gchar **fingerprint_out, GError **error)
+                                 EtaTokenKey **key_out, GError **error)
 {
   EtaSecret *secret = g_task_propagate_pointer (G_TASK (result), error);
   UnwrapJob *job = g_task_get_task_data (G_TASK (result));
 
-  if (secret != NULL && fingerprint_out != NULL)
-    *fingerprint_out = g_strdup (job->full_fingerprint);
+  if (secret != NULL && key_out != NULL)
+    *key_out = g_object_ref (job->key);
   return secret;
 }
 

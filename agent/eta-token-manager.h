@@ -86,9 +86,9 @@ void eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerp
                                      const EtaRequester *requester,
                                      GCancellable *cancellable,
                                      GAsyncReadyCallback callback, gpointer user_data);
-/* The plaintext, and in @fingerprint_out the key's full fingerprint. */
+/* The plaintext, and in @key_out the key that decrypted it. */
 EtaSecret *eta_token_manager_unwrap_finish (EtaTokenManager *self, GAsyncResult *result,
-                                            gchar **fingerprint_out, GError **error);
+                                            EtaTokenKey **key_out, GError **error);
 
 /* Logs in to the token holding @fingerprint now, prompting as an unwrap
  * would (insert-token wait, PIN, PIN pad), so that later unwraps need no
