@@ -8,16 +8,10 @@
 gboolean
 eta_user_keyring_parse_auth_tok (const guint8 *payload, gsize len, EtaBlob *blob)
 {
-  const guint8 *data = payload + ETA_AUTH_TOK_BLOB_OFFSET;
-  gsize stated;
-
-  if (len <= ETA_AUTH_TOK_BLOB_OFFSET + 8)
+  if (payload == NULL || len <= ETA_AUTH_TOK_BLOB_OFFSET)
     return FALSE;
-  /* The blob states its own length; it must lie within the payload. */
-  stated = ((gsize) data[6] << 8) | data[7];
-  if (stated > len - ETA_AUTH_TOK_BLOB_OFFSET)
-    return FALSE;
-  return eta_blob_parse (data, blob) == ETA_BLOB_OK;
+  return eta_blob_parse (payload + ETA_AUTH_TOK_BLOB_OFFSET, len - ETA_AUTH_TOK_BLOB_OFFSET,
+                         blob) == ETA_BLOB_OK;
 }
 
 static gboolean

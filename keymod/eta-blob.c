@@ -59,9 +59,9 @@ eta_blob_write (uint8_t *out, EtaPadding padding,
 }
 
 EtaBlobStatus
-eta_blob_parse (const uint8_t *data, EtaBlob *blob)
+eta_blob_parse (const uint8_t *data, size_t len, EtaBlob *blob)
 {
-  EtaBlobStatus status = eta_blob_parse_layout (data, blob);
+  EtaBlobStatus status = eta_blob_parse_layout (data, len, blob);
 
   if (status == ETA_BLOB_OK && eta_key_rsa_modulus_bytes (blob->spki, blob->spki_len) == 0)
     return ETA_BLOB_ERROR_KEY;
@@ -69,20 +69,23 @@ eta_blob_parse (const uint8_t *data, EtaBlob *blob)
 }
 
 EtaBlobStatus
-eta_blob_parse_layout (const uint8_t *data, EtaBlob *blob)
+eta_blob_parse_layout (const uint8_t *data, size_t available, EtaBlob *blob)
 {
   uint8_t fingerprint[ETA_FINGERPRINT_LEN];
   size_t total, pos = HEADER_LEN, len;
 
   memset (blob, 0, sizeof *blob);
-  if (data == NULL || memcmp (data, "ETAK", 4) != 0)
+  if (data == NULL || available < 4 || memcmp (data, "ETAK", 4) != 0)
     return ETA_BLOB_ERROR_MAGIC;
+  if (available < HEADER_LEN + 4)
+    return ETA_BLOB_ERROR_TRUNCATED;
   if (data[4] != ETA_BLOB_VERSION)
     return ETA_BLOB_ERROR_VERSION;
   total = ((size_t) data[6] << 8) | data[7];
   if (total > ETA_BLOB_MAX_SIZE)
     return ETA_BLOB_ERROR_OVERSIZED;
-  if (total < HEADER_LEN + 4)
+  /* The stated length is the writer's word; the bytes there are the truth. */
+  if (total < HEADER_LEN + 4 || total > available)
     return ETA_BLOB_ERROR_TRUNCATED;
   if (data[5] != ETA_PADDING_OAEP && data[5] != ETA_PADDING_PKCS1)
     return ETA_BLOB_ERROR_PADDING;

@@ -11,8 +11,9 @@
  *   40 SPKI length (u16), SPKI DER
  *      key label length (u8), key label (UTF-8, no NUL)
  *      token label length (u8), token label (UTF-8, no NUL)
- * libecryptfs never tells the module how long the blob it holds is, so the
- * total length is checked against the fields and against ETA_BLOB_MAX_SIZE. */
+ * Every parser takes the number of bytes it may read: the stated total
+ * length must fit in it and in ETA_BLOB_MAX_SIZE, and every field in the
+ * stated total, before any field is read. */
 #pragma once
 
 #include <stddef.h>
@@ -62,13 +63,13 @@ size_t eta_blob_write (uint8_t *out, EtaPadding padding,
                        const uint8_t *spki, size_t spki_len,
                        const char *key_label, const char *token_label);
 
-/* Parses and checks a blob, including that the fingerprint matches the SPKI
- * and that the SPKI is an RSA key. */
-EtaBlobStatus eta_blob_parse (const uint8_t *data, EtaBlob *blob);
+/* Parses and checks a blob of which @len bytes may be read, including that
+ * the fingerprint matches the SPKI and that the SPKI is an RSA key. */
+EtaBlobStatus eta_blob_parse (const uint8_t *data, size_t len, EtaBlob *blob);
 
 /* The same without parsing the SPKI as a key: for callers that parse it once
  * and keep it (parsing costs far more than the RSA operation). */
-EtaBlobStatus eta_blob_parse_layout (const uint8_t *data, EtaBlob *blob);
+EtaBlobStatus eta_blob_parse_layout (const uint8_t *data, size_t len, EtaBlob *blob);
 
 /* A sentence describing @status, for logs and error messages. */
 const char *eta_blob_status_to_string (EtaBlobStatus status);

@@ -5,6 +5,7 @@
  * forwards unwraps to the agent on the user's session bus. It never prompts,
  * never loads a PKCS#11 module and never sees a PIN. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <ecryptfs.h>
@@ -45,6 +46,10 @@ static struct key_mod_param params[N_PARAMS] = {
 };
 
 static EtaKeymodConfig config;
+
+/* The size of the blob get_blob last wrote: get_key_sig runs on it before
+ * libecryptfs has set data_len (it is still 0 then). */
+static size_t built_blob_len;
 
 static int
 token_agent_init (char **alias)
@@ -164,6 +169,7 @@ token_agent_get_blob (unsigned char *blob, size_t *blob_size,
   *blob_size = eta_blob_write (blob, padding, g_bytes_get_data (pending->spki, NULL),
                                g_bytes_get_size (pending->spki), pending->key_label,
                                pending->token_label);
+  built_blob_len = *blob_size;
   g_clear_pointer (&pending, eta_public_key_record_free);
   return *blob_size ? 0 : ECRYPTFS_KEY_MOD_DATA_TOO_LARGE;
 }
@@ -177,10 +183,26 @@ token_agent_get_key_data (unsigned char *key_data, size_t *key_data_len,
   return 0;
 }
 
-static int
-parse_blob_logged (const unsigned char *data, EtaBlob *blob)
+/* How many bytes of the blob libecryptfs holds. It hands the module only a
+ * pointer, to the data of the auth token's struct ecryptfs_private_key; the
+ * length is the data_len beside it, which libecryptfs wrote when it made the
+ * token and itself relies on (it wipes that many bytes when it frees the
+ * payload). The blob's own length field is only the writer's word. */
+static size_t
+held_blob_len (const unsigned char *data)
 {
-  EtaBlobStatus status = eta_blob_parse_layout (data, blob);
+  const unsigned char *private_key = data - offsetof (struct ecryptfs_private_key, data);
+  uint32_t data_len;
+
+  memcpy (&data_len, private_key + offsetof (struct ecryptfs_private_key, data_len),
+          sizeof data_len);
+  return data_len;
+}
+
+static int
+parse_blob_logged (const unsigned char *data, size_t len, EtaBlob *blob)
+{
+  EtaBlobStatus status = eta_blob_parse_layout (data, len, blob);
   if (status != ETA_BLOB_OK)
     eta_keymod_log (LOG_ERR, "%s", eta_blob_status_to_string (status));
   return status == ETA_BLOB_OK ? 0 : -EINVAL;
@@ -232,8 +254,11 @@ static int
 token_agent_get_key_sig (unsigned char *sig, unsigned char *blob_data)
 {
   EtaBlob blob;
+  size_t len = held_blob_len (blob_data);
 
-  if (parse_blob_logged (blob_data, &blob) != 0)
+  /* data_len is 0 while libecryptfs builds the token from the blob our
+   * get_blob has just written into a buffer of that size. */
+  if (parse_blob_logged (blob_data, len != 0 ? len : built_blob_len, &blob) != 0)
     return -EINVAL;
   /* Once per key and mount: the full check is affordable here. */
   if (eta_key_sig_from_spki (blob.spki, blob.spki_len, (char *) sig) != 0)
@@ -251,7 +276,7 @@ token_agent_encrypt (char *to, size_t *to_size, char *from, size_t from_size,
   size_t modulus_bytes, out_len;
   int rc = -EINVAL;
 
-  if (parse_blob_logged (blob_data, &blob) != 0)
+  if (parse_blob_logged (blob_data, held_blob_len (blob_data), &blob) != 0)
     return -EINVAL;
   key = public_key_for_blob (&blob);
   if (key == NULL)
@@ -356,7 +381,7 @@ token_agent_decrypt (char *to, size_t *to_size, char *from, size_t from_size,
   gsize plaintext_len;
   gboolean interactive;
 
-  if (parse_blob_logged (blob_data, &blob) != 0)
+  if (parse_blob_logged (blob_data, held_blob_len (blob_data), &blob) != 0)
     return -EINVAL;
   if (from_size == 0 || from_size > ECRYPTFS_MAX_ENCRYPTED_KEY_BYTES)
     {

@@ -43,7 +43,7 @@ test_roundtrip (Fixture *fixture, gconstpointer data)
   EtaBlob blob;
   uint8_t fingerprint[ETA_FINGERPRINT_LEN];
 
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_OK);
   g_assert_cmpint (blob.padding, ==, ETA_PADDING_OAEP);
   g_assert_cmpmem (blob.spki, blob.spki_len, fixture->spki, fixture->spki_len);
   g_assert_cmpstr (blob.key_label, ==, "Key label");
@@ -60,7 +60,7 @@ test_pkcs1_roundtrip (Fixture *fixture, gconstpointer data)
   gsize len = eta_blob_write (fixture->blob, ETA_PADDING_PKCS1, fixture->spki,
                               fixture->spki_len, NULL, NULL);
   g_assert_cmpuint (len, >, 0);
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_OK);
   g_assert_cmpint (blob.padding, ==, ETA_PADDING_PKCS1);
   g_assert_cmpstr (blob.key_label, ==, "");
 }
@@ -70,7 +70,7 @@ test_no_secret_inside (Fixture *fixture, gconstpointer data)
 {
   /* Everything in the blob is accounted for by public fields. */
   EtaBlob blob;
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_OK);
   g_assert_cmpuint (fixture->blob_len, ==,
                     40 + 2 + fixture->spki_len + 1 + strlen ("Key label") + 1
                     + strlen ("Token label"));
@@ -81,7 +81,7 @@ test_bad_magic (Fixture *fixture, gconstpointer data)
 {
   EtaBlob blob;
   fixture->blob[0] = 'X';
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_MAGIC);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_ERROR_MAGIC);
 }
 
 static void
@@ -89,7 +89,7 @@ test_wrong_version (Fixture *fixture, gconstpointer data)
 {
   EtaBlob blob;
   fixture->blob[4] = ETA_BLOB_VERSION + 1;
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_VERSION);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_ERROR_VERSION);
   g_assert_nonnull (strstr (eta_blob_status_to_string (ETA_BLOB_ERROR_VERSION), "version"));
 }
 
@@ -102,17 +102,44 @@ test_truncated (Fixture *fixture, gconstpointer data)
   /* The stated length no longer covers the fields. */
   fixture->blob[6] = (guint8) (short_len >> 8);
   fixture->blob[7] = (guint8) short_len;
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
 
   /* An SPKI length running past the end. */
   fixture_set_up (fixture, NULL);
   fixture->blob[40] = 0x0f;
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
 
   /* Too short to hold even the header. */
   fixture->blob[6] = 0;
   fixture->blob[7] = 10;
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
+}
+
+static void
+test_stated_length_past_buffer (Fixture *fixture, gconstpointer data)
+{
+  /* The review's overflow: a blob claiming more bytes than its holder has.
+   * An exact-size copy lets a sanitizer see any read past it. */
+  g_autofree guint8 *exact = g_memdup2 (fixture->blob, fixture->blob_len);
+  gsize stated = fixture->blob_len + 255;
+  EtaBlob blob;
+
+  exact[6] = (guint8) (stated >> 8);
+  exact[7] = (guint8) stated;
+  g_assert_cmpint (eta_blob_parse (exact, fixture->blob_len, &blob), ==,
+                   ETA_BLOB_ERROR_TRUNCATED);
+  /* Nothing was taken from the bytes before the check. */
+  g_assert_cmpstr (blob.token_label, ==, "");
+
+  /* Fewer bytes than a header, or than a magic. */
+  g_assert_cmpint (eta_blob_parse (fixture->blob, 20, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, 3, &blob), ==, ETA_BLOB_ERROR_MAGIC);
+  g_assert_cmpint (eta_blob_parse (NULL, 0, &blob), ==, ETA_BLOB_ERROR_MAGIC);
+
+  /* One byte short of the real blob. */
+  g_assert_cmpint (eta_blob_parse (fixture->blob, fixture->blob_len - 1, &blob), ==,
+                   ETA_BLOB_ERROR_TRUNCATED);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, fixture->blob_len, &blob), ==, ETA_BLOB_OK);
 }
 
 static void
@@ -123,7 +150,7 @@ test_oversized (Fixture *fixture, gconstpointer data)
 
   fixture->blob[6] = (ETA_BLOB_MAX_SIZE + 1) >> 8;
   fixture->blob[7] = (ETA_BLOB_MAX_SIZE + 1) & 0xff;
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_OVERSIZED);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_ERROR_OVERSIZED);
   /* And nothing that large is ever written. */
   g_assert_cmpuint (eta_blob_size (ETA_BLOB_MAX_SIZE, "a", "b"), ==, 0);
   g_assert_cmpuint (eta_blob_write (fixture->blob, ETA_PADDING_OAEP, huge,
@@ -135,7 +162,7 @@ test_unknown_padding (Fixture *fixture, gconstpointer data)
 {
   EtaBlob blob;
   fixture->blob[5] = 9;
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_PADDING);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_ERROR_PADDING);
   g_assert_cmpint (eta_padding_from_string ("rsa-raw"), ==, 0);
   g_assert_cmpint (eta_padding_from_string ("pkcs1"), ==, ETA_PADDING_PKCS1);
 }
@@ -145,7 +172,7 @@ test_fingerprint_mismatch (Fixture *fixture, gconstpointer data)
 {
   EtaBlob blob;
   fixture->blob[8] ^= 0xff;
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_ERROR_KEY);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_ERROR_KEY);
 }
 
 static void
@@ -156,7 +183,7 @@ test_long_labels_cut (Fixture *fixture, gconstpointer data)
 
   g_assert_cmpuint (eta_blob_write (fixture->blob, ETA_PADDING_OAEP, fixture->spki,
                                     fixture->spki_len, long_label, long_label), >, 0);
-  g_assert_cmpint (eta_blob_parse (fixture->blob, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_OK);
   g_assert_cmpuint (strlen (blob.key_label), ==, ETA_BLOB_LABEL_MAX);
 }
 
@@ -171,6 +198,7 @@ main (int argc, char **argv)
   ADD ("/keymod/blob/bad-magic", test_bad_magic);
   ADD ("/keymod/blob/wrong-version", test_wrong_version);
   ADD ("/keymod/blob/truncated", test_truncated);
+  ADD ("/keymod/blob/stated-length-past-buffer", test_stated_length_past_buffer);
   ADD ("/keymod/blob/oversized", test_oversized);
   ADD ("/keymod/blob/unknown-padding", test_unknown_padding);
   ADD ("/keymod/blob/fingerprint-mismatch", test_fingerprint_mismatch);

@@ -259,7 +259,13 @@ test_no_agent_no_record (Fixture *fixture, gconstpointer data)
 
 /* ---- blobs corrupted in the keyring, through the real ecryptfsd ---- */
 
-typedef enum { CORRUPT_VERSION, CORRUPT_TRUNCATED, CORRUPT_OVERSIZED } Corruption;
+typedef enum
+{
+  CORRUPT_VERSION,
+  CORRUPT_TRUNCATED,
+  CORRUPT_OVERSIZED,
+  CORRUPT_STATED_PAST_PAYLOAD,  /* the review's overflow: more than the payload holds */
+} Corruption;
 
 static void
 corrupt_blob (const gchar *sig, Corruption corruption)
@@ -289,6 +295,13 @@ corrupt_blob (const gchar *sig, Corruption corruption)
       blob[6] = 0x7f;
       blob[7] = 0xff;
       break;
+    case CORRUPT_STATED_PAST_PAYLOAD:
+      {
+        gsize stated = (((gsize) blob[6] << 8) | blob[7]) + 255;
+        blob[6] = (guint8) (stated >> 8);
+        blob[7] = (guint8) stated;
+      }
+      break;
     }
   g_assert_cmpint (keyctl_update (key, payload, (size_t) len), ==, 0);
 }
@@ -297,7 +310,8 @@ static void
 test_corrupted_blob (Fixture *fixture, gconstpointer data)
 {
   Corruption corruption = GPOINTER_TO_INT (data);
-  static const gchar *expected_log[] = { "unsupported version", "truncated", "larger than allowed" };
+  static const gchar *expected_log[] = { "unsupported version", "truncated", "larger than allowed",
+                                         "truncated" };
   g_autoptr (GError) error = NULL;
   g_autofree gchar *module_dir = eta_kernel_player_make_module_dir (ETA_TEST_KEYMOD_PATH, &error);
   g_autofree gchar *sig = add_token_key (fixture, fixture->token->fingerprint[ETA_TEST_KEY_RSA2048],
@@ -402,6 +416,8 @@ main (int argc, char **argv)
        test_corrupted_blob);
   ADD ("/keymod/blob/oversized-in-keyring", GINT_TO_POINTER (CORRUPT_OVERSIZED),
        test_corrupted_blob);
+  ADD ("/keymod/blob/stated-past-payload-in-keyring",
+       GINT_TO_POINTER (CORRUPT_STATED_PAST_PAYLOAD), test_corrupted_blob);
   ADD ("/keymod/decrypt/oversized-ciphertext", NULL, test_oversized_ciphertext);
   ADD ("/keymod/decrypt/no-session-bus", NULL, test_no_session_bus);
   status = g_test_run ();

@@ -432,6 +432,7 @@ main (int argc, char **argv)
   g_autofree gchar *module_dir = NULL;
   EtaInprocessDaemon *harness_a;
   struct ecryptfs_key_mod *key_mod;
+  g_autofree struct ecryptfs_auth_tok *auth_tok = NULL;
   guint8 *blob;
   gsize blob_size;
   gsize modulus_bytes;
@@ -530,7 +531,11 @@ main (int argc, char **argv)
     die ("harness A has no module %s", ETA_KEYMOD_ALIAS);
   blob_size = eta_blob_size (g_bytes_get_size (spki), token->label[key_index],
                              ETA_TEST_TOKEN_LABEL);
-  blob = g_malloc0 (blob_size);
+  /* In an auth token, as libecryptfs hands it over: the module reads the
+   * blob's length from the token's data_len. */
+  auth_tok = g_malloc0 (sizeof *auth_tok + blob_size);
+  auth_tok->token.private_key.data_len = (uint32_t) blob_size;
+  blob = auth_tok->token.private_key.data;
   if (eta_blob_write (blob, ETA_PADDING_OAEP, g_bytes_get_data (spki, NULL),
                       g_bytes_get_size (spki), token->label[key_index],
                       ETA_TEST_TOKEN_LABEL) != blob_size)
@@ -948,7 +953,6 @@ main (int argc, char **argv)
   g_free (payloads);
   g_free (feks);
   g_free (wrapped);
-  g_free (blob);
   series_clear (&u_a);
   series_clear (&u_aa);
   series_clear (&u_ad);
