@@ -87,7 +87,7 @@ on_handle_resolve_key (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invo
 typedef struct
 {
   GDBusMethodInvocation *invocation;
-  GBytes *session_key;
+  EtaSealKey *seal_key;     /* agreed with the caller's session key before the token works */
   gchar *requester;
   guint pid;
   gchar *key_label;
@@ -100,7 +100,7 @@ static void
 unwrap_call_free (UnwrapCall *call)
 {
   g_object_unref (call->invocation);
-  g_bytes_unref (call->session_key);
+  eta_seal_key_free (call->seal_key);
   g_free (call->requester);
   g_free (call->key_label);
   g_free (call->token_label);
@@ -187,10 +187,8 @@ on_unwrapped (GObject *source, GAsyncResult *result, gpointer user_data)
   fingerprint = eta_token_key_get_fingerprint (key);
   sealed_len = eta_secret_get_length (plaintext) + ETA_SEAL_OVERHEAD;
   sealed = g_malloc (sealed_len);
-  if (eta_seal_to (g_bytes_get_data (call->session_key, NULL),
-                   g_bytes_get_size (call->session_key), fingerprint,
-                   eta_secret_get_data (plaintext), eta_secret_get_length (plaintext),
-                   agent_key, sealed) != 0)
+  if (eta_seal_key_seal (call->seal_key, fingerprint, eta_secret_get_data (plaintext),
+                         eta_secret_get_length (plaintext), agent_key, sealed) != 0)
     {
       g_dbus_method_invocation_return_error (call->invocation, ETA_AGENT_ERROR,
                                              ETA_AGENT_ERROR_FAILED,
@@ -221,6 +219,7 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
   EtaPadding padding = eta_padding_from_string (padding_name);
   g_autoptr (GBytes) wrapped = g_variant_get_data_as_bytes (wrapped_key);
   UnwrapCall *call;
+  EtaSealKey *seal_key;
   EtaRequester requester = { 0 };
 
   if (!check_fingerprint (invocation, fingerprint))
@@ -248,9 +247,20 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
                                              ETA_SEAL_PUBLIC_KEY_LEN);
       return G_DBUS_METHOD_INVOCATION_HANDLED;
     }
+  /* Agreed now, so that a key nothing could be sealed to costs no token
+   * operation and no PIN prompt. */
+  seal_key = eta_seal_key_new (g_variant_get_data (session_public_key),
+                               g_variant_get_size (session_public_key));
+  if (seal_key == NULL)
+    {
+      g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
+                                             ETA_AGENT_ERROR_INVALID_ARGUMENT,
+                                             "the session public key is not a usable X25519 key");
+      return G_DBUS_METHOD_INVOCATION_HANDLED;
+    }
 
   call = unwrap_call_new (invocation, details, &requester);
-  call->session_key = g_variant_get_data_as_bytes (session_public_key);
+  call->seal_key = seal_key;
   call->activity = g_object_ref (self->activity);
   eta_token_manager_unwrap_async (self->manager, fingerprint, padding, wrapped, &requester,
                                   NULL, on_unwrapped, call);

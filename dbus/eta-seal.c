@@ -169,34 +169,62 @@ out:
   return ret;
 }
 
-int
-eta_seal_to (const uint8_t *caller_public_key, size_t caller_public_key_len,
-             const char *associated_data,
-             const uint8_t *plaintext, size_t plaintext_len,
-             uint8_t *agent_public_key, uint8_t *sealed)
+struct EtaSealKey
 {
+  uint8_t agent_public_key[ETA_SEAL_PUBLIC_KEY_LEN];
   uint8_t aes_key[SEAL_KEY_LEN];
-  EVP_PKEY *own_key = NULL;
+};
+
+EtaSealKey *
+eta_seal_key_new (const uint8_t *caller_public_key, size_t caller_public_key_len)
+{
+  EtaSealKey *key;
+  EVP_PKEY *own_key;
+  int rc;
+
+  if (caller_public_key == NULL || caller_public_key_len != ETA_SEAL_PUBLIC_KEY_LEN)
+    return NULL;
+  /* The secure heap when the process set one up; wiped on free either way. */
+  key = OPENSSL_secure_zalloc (sizeof *key);
+  if (key == NULL)
+    return NULL;
+  own_key = generate_x25519 (key->agent_public_key);
+  rc = own_key != NULL ? derive_key (own_key, caller_public_key, caller_public_key,
+                                     key->agent_public_key, key->aes_key)
+                       : -1;
+  EVP_PKEY_free (own_key);
+  if (rc != 0)
+    {
+      eta_seal_key_free (key);
+      return NULL;
+    }
+  return key;
+}
+
+void
+eta_seal_key_free (EtaSealKey *key)
+{
+  if (key != NULL)
+    OPENSSL_secure_clear_free (key, sizeof *key);
+}
+
+int
+eta_seal_key_seal (const EtaSealKey *key, const char *associated_data,
+                   const uint8_t *plaintext, size_t plaintext_len,
+                   uint8_t *agent_public_key, uint8_t *sealed)
+{
   EVP_CIPHER_CTX *ctx = NULL;
   int out_len = 0, final_len = 0;
   int ret = -1;
 
-  if (caller_public_key_len != ETA_SEAL_PUBLIC_KEY_LEN
-      || plaintext_len > ETA_SEAL_MAX_PLAINTEXT)
+  if (key == NULL || plaintext_len > ETA_SEAL_MAX_PLAINTEXT)
     return -1;
-
-  own_key = generate_x25519 (agent_public_key);
-  if (own_key == NULL)
-    return -1;
-  if (derive_key (own_key, caller_public_key, caller_public_key,
-                  agent_public_key, aes_key) != 0)
-    goto out;
   if (RAND_bytes (sealed, ETA_SEAL_NONCE_LEN) != 1)
-    goto out;
+    return -1;
 
   ctx = EVP_CIPHER_CTX_new ();
   if (ctx == NULL
-      || EVP_EncryptInit_ex (ctx, EVP_aes_256_gcm (), NULL, aes_key, sealed) != 1
+      || EVP_EncryptInit_ex (ctx, EVP_aes_256_gcm (), NULL, key->aes_key, sealed) != 1
       || EVP_EncryptUpdate (ctx, NULL, &out_len, (const uint8_t *) associated_data,
                             (int) strlen (associated_data)) != 1
       || EVP_EncryptUpdate (ctx, sealed + ETA_SEAL_NONCE_LEN, &out_len, plaintext,
@@ -205,11 +233,24 @@ eta_seal_to (const uint8_t *caller_public_key, size_t caller_public_key_len,
       || EVP_CIPHER_CTX_ctrl (ctx, EVP_CTRL_GCM_GET_TAG, ETA_SEAL_TAG_LEN,
                               sealed + ETA_SEAL_NONCE_LEN + plaintext_len) != 1)
     goto out;
+  memcpy (agent_public_key, key->agent_public_key, ETA_SEAL_PUBLIC_KEY_LEN);
   ret = 0;
 
 out:
-  OPENSSL_cleanse (aes_key, sizeof aes_key);
   EVP_CIPHER_CTX_free (ctx);
-  EVP_PKEY_free (own_key);
+  return ret;
+}
+
+int
+eta_seal_to (const uint8_t *caller_public_key, size_t caller_public_key_len,
+             const char *associated_data,
+             const uint8_t *plaintext, size_t plaintext_len,
+             uint8_t *agent_public_key, uint8_t *sealed)
+{
+  EtaSealKey *key = eta_seal_key_new (caller_public_key, caller_public_key_len);
+  int ret = eta_seal_key_seal (key, associated_data, plaintext, plaintext_len,
+                               agent_public_key, sealed);
+
+  eta_seal_key_free (key);
   return ret;
 }

@@ -32,9 +32,21 @@ int eta_seal_session_open (EtaSealSession *session,
                            const uint8_t *sealed, size_t sealed_len,
                            uint8_t *plaintext, size_t *plaintext_len);
 
-/* Agent side: seals @plaintext to @caller_public_key with a fresh ephemeral
- * key. @agent_public_key receives 32 bytes, @sealed plaintext_len +
- * ETA_SEAL_OVERHEAD bytes. Returns 0 or -1. */
+/* Agent side, in two steps so that a caller's key is checked before any
+ * token work: the ephemeral key and the AES key agreed with
+ * @caller_public_key, or NULL when that key is malformed or of low order
+ * (an all-zero shared secret, which OpenSSL refuses). */
+typedef struct EtaSealKey EtaSealKey;
+EtaSealKey *eta_seal_key_new (const uint8_t *caller_public_key, size_t caller_public_key_len);
+void eta_seal_key_free (EtaSealKey *key);
+/* Seals @plaintext with @key. @agent_public_key receives 32 bytes, @sealed
+ * plaintext_len + ETA_SEAL_OVERHEAD bytes. Returns 0 or -1. */
+int eta_seal_key_seal (const EtaSealKey *key, const char *associated_data,
+                       const uint8_t *plaintext, size_t plaintext_len,
+                       uint8_t *agent_public_key, uint8_t *sealed);
+
+/* Both steps at once: seals @plaintext to @caller_public_key with a fresh
+ * ephemeral key. Returns 0 or -1. */
 int eta_seal_to (const uint8_t *caller_public_key, size_t caller_public_key_len,
                  const char *associated_data,
                  const uint8_t *plaintext, size_t plaintext_len,

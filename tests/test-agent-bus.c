@@ -513,6 +513,27 @@ test_malformed_arguments (Fixture *fixture, gconstpointer data)
   assert_remote_error (error, ETA_ERROR_PREFIX "InvalidArgument");
   g_clear_error (&error);
 
+  /* A session key of small order: refused before the locked token is
+   * asked for anything, so no PIN prompt either. */
+  {
+    const guint8 low_order[ETA_SEAL_PUBLIC_KEY_LEN] = { 1 };
+    g_autoptr (GBytes) ciphertext = eta_test_random_bytes (256);
+
+    reply = call_agent (fixture, "Unwrap",
+                        g_variant_new ("(ss@ay@ay@a{sv})",
+                                       fixture->token->fingerprint[ETA_TEST_KEY_RSA2048], "oaep",
+                                       g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
+                                                                 ciphertext, TRUE),
+                                       g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, low_order,
+                                                                  sizeof low_order, 1),
+                                       g_variant_new ("a{sv}", NULL)),
+                        NULL, &error);
+    g_assert_null (reply);
+    assert_remote_error (error, ETA_ERROR_PREFIX "InvalidArgument");
+    g_assert_nonnull (strstr (error->message, "X25519"));
+    g_clear_error (&error);
+  }
+
   keys = call_agent (fixture, "ListKeys", NULL, "(aa{sv})", &error);
   g_assert_no_error (error);
   g_assert_cmpuint (eta_test_agent_get_prompt_count (fixture->agent), ==, 0);

@@ -77,6 +77,30 @@ test_bad_caller_key (void)
   g_assert_cmpint (eta_seal_to (key, 16, AAD, key, sizeof key, agent_key, sealed), ==, -1);
 }
 
+/* Points of small order give an all-zero shared secret: a peer sending one
+ * would make the seal key known to everyone. Refused when the key is made. */
+static void
+test_low_order_caller_key (void)
+{
+  static const guint8 low_order[][ETA_SEAL_PUBLIC_KEY_LEN] = {
+    { 0 },                                    /* u = 0 */
+    { 1 },                                    /* u = 1 */
+    { 0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f,
+      0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16,
+      0x5f, 0x49, 0xb8, 0x00 },               /* a point of order 8 */
+  };
+  EtaSealSession *session = eta_seal_session_new ();
+  EtaSealKey *good = eta_seal_key_new (eta_seal_session_get_public_key (session),
+                                       ETA_SEAL_PUBLIC_KEY_LEN);
+
+  g_assert_nonnull (good);
+  eta_seal_key_free (good);
+  eta_seal_session_free (session);
+  for (gsize i = 0; i < G_N_ELEMENTS (low_order); i++)
+    g_assert_null (eta_seal_key_new (low_order[i], ETA_SEAL_PUBLIC_KEY_LEN));
+  g_assert_null (eta_seal_key_new (NULL, 0));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -84,5 +108,6 @@ main (int argc, char **argv)
   g_test_add_func ("/dbus/seal/roundtrip", test_roundtrip);
   g_test_add_func ("/dbus/seal/tampering", test_tampering_detected);
   g_test_add_func ("/dbus/seal/bad-caller-key", test_bad_caller_key);
+  g_test_add_func ("/dbus/seal/low-order-caller-key", test_low_order_caller_key);
   return g_test_run ();
 }
