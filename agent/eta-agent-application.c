@@ -3,10 +3,13 @@
 
 #include "eta-agent-application.h"
 
+#include <unistd.h>
+
 #include <glib/gi18n.h>
 #include <gtk/gtk.h>
 
 #include "eta-agent-service.h"
+#include "eta-caller-check.h"
 #include "eta-early-unlock.h"
 #include "eta-gtk-prompter.h"
 #include "eta-names.h"
@@ -27,9 +30,79 @@ struct _EtaAgentApplication
   EtaAgentService *service;
   EtaTray *tray;
   gboolean held;
+  GDBusConnection *session_bus;
 };
 
 G_DEFINE_FINAL_TYPE (EtaAgentApplication, eta_agent_application, G_TYPE_APPLICATION)
+
+/* GApplication exports these on the agent's object path. The agent has no
+ * actions and opens nothing, and a second start is settled before
+ * registering (below), so nobody needs them: refused for every caller. */
+static const gchar * const gapplication_interfaces[] = {
+  "org.gtk.Application",
+  "org.gtk.Actions",
+  "org.freedesktop.Application",
+  NULL,
+};
+
+/* Before registering (and before any PKCS#11 module is loaded): who holds
+ * the bus name already. Another user's process must not be mistaken for a
+ * running agent, nor silently make this one exit. Returns -1 to go on, or
+ * the exit status. */
+static gint
+eta_agent_application_claim_bus (EtaAgentApplication *self)
+{
+  g_autoptr (GError) error = NULL;
+  GDBusConnection *connection;
+  g_autoptr (GVariant) owner_reply = NULL;
+  g_autoptr (GVariant) uid_reply = NULL;
+  g_autoptr (GVariant) pid_reply = NULL;
+  const gchar *owner;
+  guint32 uid = (guint32) -1, pid = 0;
+
+  /* The shared session bus GApplication registers on: kept, since it is a
+   * singleton only for as long as someone holds it, and the filter must be
+   * on that very connection. Without a bus, GApplication's own registration
+   * says why. */
+  self->session_bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
+  connection = self->session_bus;
+  if (connection == NULL)
+    return -1;
+  eta_caller_check_refuse_interfaces (connection, gapplication_interfaces);
+
+  owner_reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
+                                             "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                             "GetNameOwner", g_variant_new ("(s)", ETA_BUS_NAME),
+                                             G_VARIANT_TYPE ("(s)"), G_DBUS_CALL_FLAGS_NONE,
+                                             5000, NULL, NULL);
+  if (owner_reply == NULL)
+    return -1;
+  g_variant_get (owner_reply, "(&s)", &owner);
+  uid_reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
+                                           "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                           "GetConnectionUnixUser", g_variant_new ("(s)", owner),
+                                           G_VARIANT_TYPE ("(u)"), G_DBUS_CALL_FLAGS_NONE, 5000,
+                                           NULL, NULL);
+  pid_reply = g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
+                                           "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                           "GetConnectionUnixProcessID",
+                                           g_variant_new ("(s)", owner), G_VARIANT_TYPE ("(u)"),
+                                           G_DBUS_CALL_FLAGS_NONE, 5000, NULL, NULL);
+  if (uid_reply != NULL)
+    g_variant_get (uid_reply, "(u)", &uid);
+  if (pid_reply != NULL)
+    g_variant_get (pid_reply, "(u)", &pid);
+  if (uid == (guint32) geteuid ())
+    {
+      g_printerr (_("ecryptfs-token-agent: already running in this session (pid %u)\n"), pid);
+      return 0;
+    }
+  g_printerr (_("ecryptfs-token-agent: the bus name %s is held by %s (pid %u, uid %d), not by "
+                "this user (uid %u): refusing to start\n"),
+              ETA_BUS_NAME, owner, pid, uid == (guint32) -1 ? -1 : (gint) uid,
+              (guint) geteuid ());
+  return 1;
+}
 
 static gint
 eta_agent_application_handle_local_options (GApplication *application, GVariantDict *options)
@@ -43,7 +116,7 @@ eta_agent_application_handle_local_options (GApplication *application, GVariantD
     }
   g_variant_dict_lookup (options, "provider", "^aay", &self->providers);
   self->terminal = g_variant_dict_contains (options, "terminal");
-  return -1;
+  return eta_agent_application_claim_bus (self);
 }
 
 /* Dialogs on the session's display; the terminal when asked to, or when
@@ -152,6 +225,7 @@ eta_agent_application_finalize (GObject *object)
   g_clear_object (&self->early_unlock);
   g_clear_object (&self->policy);
   g_clear_object (&self->manager);
+  g_clear_object (&self->session_bus);
   g_strfreev (self->providers);
   G_OBJECT_CLASS (eta_agent_application_parent_class)->finalize (object);
 }

@@ -101,6 +101,61 @@ eta_caller_check_guard (EtaCallerCheck *self, GDBusInterfaceSkeleton *skeleton)
                          0);
 }
 
+static gboolean
+call_is_about (GDBusMessage *message, const gchar * const *interfaces)
+{
+  const gchar *interface = g_dbus_message_get_interface (message);
+  GVariant *body;
+  const gchar *about = NULL;
+
+  if (interface == NULL)
+    return FALSE;
+  if (g_strv_contains (interfaces, interface))
+    return TRUE;
+  if (!g_str_equal (interface, "org.freedesktop.DBus.Properties"))
+    return FALSE;
+  body = g_dbus_message_get_body (message);
+  if (body == NULL || !g_variant_is_of_type (body, G_VARIANT_TYPE_TUPLE)
+      || g_variant_n_children (body) == 0)
+    return FALSE;
+  {
+    g_autoptr (GVariant) first = g_variant_get_child_value (body, 0);
+    if (g_variant_is_of_type (first, G_VARIANT_TYPE_STRING))
+      about = g_variant_get_string (first, NULL);
+  }
+  return about != NULL && g_strv_contains (interfaces, about);
+}
+
+/* Runs in GDBus's worker thread, for every message, before dispatch. */
+static GDBusMessage *
+refuse_filter (GDBusConnection *connection, GDBusMessage *message, gboolean incoming,
+               gpointer user_data)
+{
+  const gchar * const *interfaces = user_data;
+  g_autoptr (GDBusMessage) reply = NULL;
+
+  if (!incoming || g_dbus_message_get_message_type (message) != G_DBUS_MESSAGE_TYPE_METHOD_CALL
+      || !call_is_about (message, interfaces))
+    return message;
+  if (!(g_dbus_message_get_flags (message) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED))
+    {
+      reply = g_dbus_message_new_method_error (message, "org.freedesktop.DBus.Error.AccessDenied",
+                                               "%s is not served here",
+                                               g_dbus_message_get_interface (message));
+      g_dbus_connection_send_message (connection, reply, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL,
+                                      NULL);
+    }
+  g_object_unref (message);
+  return NULL;
+}
+
+guint
+eta_caller_check_refuse_interfaces (GDBusConnection *connection,
+                                    const gchar * const *interfaces)
+{
+  return g_dbus_connection_add_filter (connection, refuse_filter, (gpointer) interfaces, NULL);
+}
+
 static void
 eta_caller_check_finalize (GObject *object)
 {

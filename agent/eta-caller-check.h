@@ -18,4 +18,12 @@ EtaCallerCheck *eta_caller_check_new (void);
  * itself for as long as @skeleton lives. */
 void eta_caller_check_guard (EtaCallerCheck *self, GDBusInterfaceSkeleton *skeleton);
 
+/* Answers every incoming call to one of @interfaces (NULL-terminated; kept
+ * by the caller for the connection's life), and every Properties call about
+ * them, with AccessDenied, from any caller, before anything in this process
+ * handles it. For interfaces others export on our objects (GApplication's)
+ * that no skeleton's check can reach. Returns the filter id. */
+guint eta_caller_check_refuse_interfaces (GDBusConnection *connection,
+                                          const gchar * const *interfaces);
+
 G_END_DECLS

@@ -201,7 +201,9 @@ eta_cli_command_add_key (const EtaCliOptions *options, int argc, char **argv)
                        : eta_agent_client_resolve (fingerprint, 30000, &error);
   if (record == NULL)
     {
-      gboolean no_agent = pubkey_file == NULL && eta_cli_error_means_no_agent (error);
+      gboolean no_agent = pubkey_file == NULL && eta_cli_error_means_no_agent (error)
+                          && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED)
+                          && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
       g_dbus_error_strip_remote_error (error);
       eta_cli_error ("add-key", "%s", error->message);
       return no_agent ? ETA_CLI_EXIT_NO_AGENT : ETA_CLI_EXIT_FAILED;

@@ -86,6 +86,7 @@ eta_cli_call_agent (const gchar *command, const gchar *what, const gchar *method
 {
   g_autoptr (GError) error = NULL;
   GDBusConnection *connection = session_bus (&error);
+  g_autofree gchar *agent = NULL;
   GVariant *reply;
 
   if (connection == NULL)
@@ -96,11 +97,28 @@ eta_cli_call_agent (const gchar *command, const gchar *what, const gchar *method
       *exit_code = ETA_CLI_EXIT_NO_AGENT;
       return NULL;
     }
-  reply = g_dbus_connection_call_sync (connection, ETA_BUS_NAME, ETA_OBJECT_PATH, ETA_INTERFACE,
-                                       method, parameters, reply_type,
-                                       start_agent ? G_DBUS_CALL_FLAGS_NONE
-                                                   : G_DBUS_CALL_FLAGS_NO_AUTO_START,
-                                       timeout_ms, NULL, &error);
+  /* Only to an owner of the name that runs as this user, by its unique
+   * name, so the name cannot change hands between the check and the call. */
+  agent = eta_agent_client_find_agent (connection, start_agent, timeout_ms, &error);
+  if (agent == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED))
+    {
+      if (parameters != NULL)
+        g_variant_unref (g_variant_ref_sink (parameters));
+      eta_cli_error (command, "%s: %s", what, error->message);
+      *exit_code = ETA_CLI_EXIT_FAILED;
+      return NULL;
+    }
+  if (agent != NULL)
+    reply = g_dbus_connection_call_sync (connection, agent, ETA_OBJECT_PATH, ETA_INTERFACE,
+                                         method, parameters, reply_type,
+                                         G_DBUS_CALL_FLAGS_NO_AUTO_START, timeout_ms, NULL,
+                                         &error);
+  else
+    {
+      if (parameters != NULL)
+        g_variant_unref (g_variant_ref_sink (parameters));
+      reply = NULL;
+    }
   if (reply != NULL)
     return reply;
   if (eta_cli_error_means_no_agent (error))

@@ -7,11 +7,17 @@
 
 #include <openssl/crypto.h>
 
+#include "eta-key-id.h"
 #include "eta-names.h"
 #include "eta-seal.h"
 
 static GMutex connection_lock;
 static GDBusConnection *cached_connection;
+/* The unique name of the agent whose uid was checked, on cached_connection.
+ * Unique names are never reused on a bus, so the check holds for as long as
+ * that name answers; calls go to it, never to the well-known name, which
+ * could change hands between the check and the call. */
+static gchar *verified_agent;
 
 static gboolean
 socket_is_ours (const gchar *path)
@@ -136,6 +142,7 @@ eta_agent_client_disconnect (void)
 {
   g_mutex_lock (&connection_lock);
   g_clear_object (&cached_connection);
+  g_clear_pointer (&verified_agent, g_free);
   g_mutex_unlock (&connection_lock);
 }
 
@@ -144,6 +151,153 @@ remaining_ms (gint64 deadline)
 {
   gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
   return left > 0 ? (gint) left : 0;
+}
+
+static GVariant *
+call_bus_daemon (GDBusConnection *connection, const gchar *method, GVariant *parameters,
+                 const gchar *reply_type, gint timeout_ms, GError **error)
+{
+  return g_dbus_connection_call_sync (connection, "org.freedesktop.DBus",
+                                      "/org/freedesktop/DBus", "org.freedesktop.DBus", method,
+                                      parameters, G_VARIANT_TYPE (reply_type),
+                                      G_DBUS_CALL_FLAGS_NONE, timeout_ms, NULL, error);
+}
+
+static gboolean
+error_is_remote (const GError *error, const gchar *name)
+{
+  g_autofree gchar *remote = g_dbus_error_get_remote_error (error);
+  return remote != NULL && g_str_equal (remote, name);
+}
+
+gchar *
+eta_agent_client_find_agent (GDBusConnection *connection, gboolean start_agent,
+                             gint timeout_ms, GError **error)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  g_autoptr (GVariant) owner_reply = NULL;
+  g_autoptr (GVariant) uid_reply = NULL;
+  g_autoptr (GVariant) pid_reply = NULL;
+  g_autoptr (GError) owner_error = NULL;
+  const gchar *owner;
+  guint32 uid, pid = 0;
+
+  owner_reply = call_bus_daemon (connection, "GetNameOwner", g_variant_new ("(s)", ETA_BUS_NAME),
+                                 "(s)", remaining_ms (deadline), &owner_error);
+  if (owner_reply == NULL && start_agent
+      && error_is_remote (owner_error, "org.freedesktop.DBus.Error.NameHasNoOwner"))
+    {
+      /* Activation by the bus, as a call to the well-known name would do, but
+       * without sending the request itself to whoever owns the name then. */
+      g_autoptr (GVariant) started = call_bus_daemon (connection, "StartServiceByName",
+                                                      g_variant_new ("(su)", ETA_BUS_NAME, 0),
+                                                      "(u)", remaining_ms (deadline), error);
+      if (started == NULL)
+        return NULL;
+      g_clear_error (&owner_error);
+      owner_reply = call_bus_daemon (connection, "GetNameOwner",
+                                     g_variant_new ("(s)", ETA_BUS_NAME), "(s)",
+                                     remaining_ms (deadline), &owner_error);
+    }
+  if (owner_reply == NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&owner_error));
+      return NULL;
+    }
+  g_variant_get (owner_reply, "(&s)", &owner);
+
+  uid_reply = call_bus_daemon (connection, "GetConnectionUnixUser", g_variant_new ("(s)", owner),
+                               "(u)", remaining_ms (deadline), error);
+  if (uid_reply == NULL)
+    return NULL;
+  g_variant_get (uid_reply, "(u)", &uid);
+  if (uid != (guint32) geteuid ())
+    {
+      /* Only for the message: who to look for. */
+      pid_reply = call_bus_daemon (connection, "GetConnectionUnixProcessID",
+                                   g_variant_new ("(s)", owner), "(u)", remaining_ms (deadline),
+                                   NULL);
+      if (pid_reply != NULL)
+        g_variant_get (pid_reply, "(u)", &pid);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                   "the bus name %s is held by %s (pid %u, uid %u), not by uid %u: "
+                   "nothing was sent to it", ETA_BUS_NAME, owner, pid, uid, (guint) geteuid ());
+      return NULL;
+    }
+  return g_strdup (owner);
+}
+
+/* The checked agent on the module's connection, asked for once per agent. */
+static gchar *
+get_agent (GDBusConnection *connection, gint64 deadline, GError **error)
+{
+  gchar *agent = NULL;
+
+  g_mutex_lock (&connection_lock);
+  if (verified_agent != NULL && connection == cached_connection)
+    agent = g_strdup (verified_agent);
+  g_mutex_unlock (&connection_lock);
+  if (agent != NULL)
+    return agent;
+
+  agent = eta_agent_client_find_agent (connection, TRUE, remaining_ms (deadline), error);
+  if (agent == NULL)
+    return NULL;
+  g_mutex_lock (&connection_lock);
+  if (connection == cached_connection)
+    {
+      g_free (verified_agent);
+      verified_agent = g_strdup (agent);
+    }
+  g_mutex_unlock (&connection_lock);
+  return agent;
+}
+
+static void
+forget_agent (const gchar *agent)
+{
+  g_mutex_lock (&connection_lock);
+  if (g_strcmp0 (verified_agent, agent) == 0)
+    g_clear_pointer (&verified_agent, g_free);
+  g_mutex_unlock (&connection_lock);
+}
+
+/* Calls @method of the checked agent. When that agent has gone (a restart
+ * gives the new one another unique name), finds and checks the new owner
+ * once, within the same deadline. */
+static GVariant *
+call_agent (GDBusConnection *connection, const gchar *method, GVariant *parameters,
+            const GVariantType *reply_type, gint64 deadline, GError **error)
+{
+  g_autoptr (GVariant) owned = g_variant_ref_sink (parameters);
+
+  for (int attempt = 0;; attempt++)
+    {
+      g_autoptr (GError) call_error = NULL;
+      g_autofree gchar *agent = get_agent (connection, deadline, error);
+      GVariant *reply;
+
+      if (agent == NULL)
+        return NULL;
+      if (remaining_ms (deadline) == 0)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "no time left to ask the agent");
+          return NULL;
+        }
+      reply = g_dbus_connection_call_sync (connection, agent, ETA_OBJECT_PATH, ETA_INTERFACE,
+                                           method, owned, reply_type, G_DBUS_CALL_FLAGS_NONE,
+                                           remaining_ms (deadline), NULL, &call_error);
+      if (reply != NULL)
+        return reply;
+      if (attempt == 0
+          && error_is_remote (call_error, "org.freedesktop.DBus.Error.ServiceUnknown"))
+        {
+          forget_agent (agent);
+          continue;
+        }
+      g_propagate_error (error, g_steal_pointer (&call_error));
+      return NULL;
+    }
 }
 
 EtaPublicKeyRecord *
@@ -155,23 +309,33 @@ eta_agent_client_resolve (const gchar *fingerprint, guint timeout_ms, GError **e
   g_autoptr (GVariant) spki = NULL;
   g_autoptr (EtaPublicKeyRecord) record = NULL;
   const gchar *full = NULL, *key_label = NULL, *token_label = NULL;
+  guint8 computed[ETA_FINGERPRINT_LEN];
+  char computed_hex[2 * ETA_FINGERPRINT_LEN + 1];
 
   if (connection == NULL)
     return NULL;
-  if (remaining_ms (deadline) == 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "no time left to ask the agent");
-      return NULL;
-    }
-  reply = g_dbus_connection_call_sync (connection, ETA_BUS_NAME, ETA_OBJECT_PATH,
-                                       ETA_INTERFACE, "ResolveKey",
-                                       g_variant_new ("(s)", fingerprint),
-                                       G_VARIANT_TYPE ("(sayss)"),
-                                       G_DBUS_CALL_FLAGS_NONE,
-                                       remaining_ms (deadline), NULL, error);
+  reply = call_agent (connection, "ResolveKey", g_variant_new ("(s)", fingerprint),
+                      G_VARIANT_TYPE ("(sayss)"), deadline, error);
   if (reply == NULL)
     return NULL;
   g_variant_get (reply, "(&s@ay&s&s)", &full, &spki, &key_label, &token_label);
+
+  /* The key goes into the auth token and wraps every new file: it must be
+   * the one asked for, whatever the agent says. */
+  if (eta_key_fingerprint (g_variant_get_data (spki), g_variant_get_size (spki), computed) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "the agent answered with a public key that cannot be parsed");
+      return NULL;
+    }
+  eta_key_to_hex (computed, sizeof computed, computed_hex);
+  if (!g_str_equal (computed_hex, full) || !g_str_has_prefix (computed_hex, fingerprint))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "the agent answered with a public key whose fingerprint is %s, not the %s "
+                   "asked for: refused", computed_hex, fingerprint);
+      return NULL;
+    }
 
   record = g_new0 (EtaPublicKeyRecord, 1);
   record->spki = g_variant_get_data_as_bytes (spki);
@@ -240,8 +404,8 @@ eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
       return FALSE;
     }
 
-  reply = g_dbus_connection_call_sync (
-      connection, ETA_BUS_NAME, ETA_OBJECT_PATH, ETA_INTERFACE, "Unwrap",
+  reply = call_agent (
+      connection, "Unwrap",
       g_variant_new ("(ss@ay@ay@a{sv})", fingerprint_hex, eta_padding_to_string (padding),
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, wrapped, wrapped_len, 1),
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
@@ -249,8 +413,7 @@ eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
                                                 ETA_SEAL_PUBLIC_KEY_LEN, 1),
                      request_details ((guint) remaining_ms (deadline), key_label, token_label,
                                       interactive)),
-      G_VARIANT_TYPE ("(ayay)"), G_DBUS_CALL_FLAGS_NONE, remaining_ms (deadline),
-      NULL, error);
+      G_VARIANT_TYPE ("(ayay)"), deadline, error);
   if (reply == NULL)
     goto out;
 

@@ -14,8 +14,18 @@
  * used only if it belongs to the calling uid. */
 gchar *eta_agent_client_find_bus_address (GError **error);
 
-/* Asks the agent for the public key named by @fingerprint (a prefix of at
- * least 16 hex digits). Errors are remote D-Bus errors or connection errors. */
+/* The unique name of the owner of org.ecryptfs.TokenAgent1 on @connection,
+ * after checking with the bus that it runs as this process's uid; with
+ * @start_agent the bus starts the agent first when the name has no owner.
+ * G_IO_ERROR_PERMISSION_DENIED when another uid holds the name (the message
+ * names its unique name, pid and uid); remote D-Bus errors otherwise. */
+gchar *eta_agent_client_find_agent (GDBusConnection *connection, gboolean start_agent,
+                                    gint timeout_ms, GError **error);
+
+/* Asks the checked agent for the public key named by @fingerprint (a prefix
+ * of at least 16 hex digits), and checks that the key it returns hashes to
+ * a fingerprint with that prefix (G_IO_ERROR_INVALID_DATA otherwise). Other
+ * errors are remote D-Bus errors or connection errors. */
 EtaPublicKeyRecord *eta_agent_client_resolve (const gchar *fingerprint,
                                               guint timeout_ms, GError **error);
 

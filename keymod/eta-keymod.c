@@ -333,6 +333,8 @@ explain_unwrap_error (const GError *error)
         return "the agent did not answer in time";
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
         return "no session bus";
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED))
+        return "another user's process holds the agent's bus name";
       return "cannot reach the agent";
     }
   if (g_str_equal (remote, "org.freedesktop.DBus.Error.ServiceUnknown")

@@ -768,6 +768,25 @@ test_other_uid_refused (void)
   g_assert_null (strstr (out, "fingerprint"));
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
+  /* GApplication's own interfaces on the same object, for nobody and for
+   * the agent's user alike: the agent serves none of them. */
+  for (int as_nobody = 1; as_nobody >= 0; as_nobody--)
+    {
+      static const struct { const gchar *method; const gchar *args[4]; } calls[] = {
+        { "org.gtk.Application.Activate", { "{}", NULL } },
+        { "org.freedesktop.Application.Activate", { "{}", NULL } },
+        { "org.gtk.Actions.List", { NULL } },
+        { "org.freedesktop.DBus.Properties.GetAll", { "org.gtk.Application", NULL } },
+      };
+      for (gsize i = 0; i < G_N_ELEMENTS (calls); i++)
+        {
+          g_assert_false (eta_test_open_bus_call (bus, as_nobody, ETA_BUS_NAME, ETA_OBJECT_PATH,
+                                                  calls[i].method, calls[i].args, &out, &err));
+          g_assert_nonnull (strstr (err, "org.freedesktop.DBus.Error.AccessDenied"));
+          g_clear_pointer (&out, g_free);
+          g_clear_pointer (&err, g_free);
+        }
+    }
   /* The same call as the agent's own user is served. */
   g_assert_true (eta_test_open_bus_call (bus, FALSE, ETA_BUS_NAME, ETA_OBJECT_PATH,
                                          ETA_INTERFACE ".ListKeys", NULL, &out, &err));
