@@ -15,8 +15,8 @@
 #include "eta-names.h"
 #include "eta-public-key-file.h"
 #include "eta-seal.h"
+#include "eta-unwrap-arguments.h"
 
-#define MAX_WRAPPED_KEY_BYTES 512
 /* How long an insert-token prompt waits before the request fails. */
 #define ETA_INSERT_TOKEN_WAIT_MS 120000
 
@@ -35,15 +35,19 @@ G_DEFINE_FINAL_TYPE (EtaAgentService, eta_agent_service, G_TYPE_OBJECT)
 
 /* ---- argument checks ---- */
 
-static gboolean
-check_fingerprint (GDBusMethodInvocation *invocation, const gchar *fingerprint)
+/* The call's arguments once checked (eta-unwrap-arguments.h), or NULL when
+ * they are not and the error has been returned to the caller. */
+static EtaUnwrapArguments *
+parse_arguments (GDBusMethodInvocation *invocation, EtaUnwrapMethod method)
 {
-  if (eta_fingerprint_prefix_is_valid (fingerprint))
-    return TRUE;
-  g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
-                                         ETA_AGENT_ERROR_INVALID_ARGUMENT,
-                                         "fingerprint must be 16 to 64 lowercase hex digits");
-  return FALSE;
+  g_autoptr (GError) error = NULL;
+  EtaUnwrapArguments *arguments =
+    eta_unwrap_arguments_parse (method, g_dbus_method_invocation_get_parameters (invocation),
+                                &error);
+
+  if (arguments == NULL)
+    g_dbus_method_invocation_return_gerror (invocation, error);
+  return arguments;
 }
 
 /* ---- ResolveKey ---- */
@@ -75,8 +79,10 @@ on_handle_resolve_key (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invo
                        const gchar *fingerprint, gpointer user_data)
 {
   EtaAgentService *self = user_data;
+  g_autoptr (EtaUnwrapArguments) arguments = parse_arguments (invocation,
+                                                              ETA_UNWRAP_METHOD_RESOLVE_KEY);
 
-  if (check_fingerprint (invocation, fingerprint))
+  if (arguments != NULL)
     eta_token_manager_find_key_async (self->manager, fingerprint, NULL, on_key_found,
                                       g_object_ref (invocation));
   return G_DBUS_METHOD_INVOCATION_HANDLED;
@@ -108,36 +114,33 @@ unwrap_call_free (UnwrapCall *call)
   g_free (call);
 }
 
-/* Who asks, from an Unwrap's or Unlock's details; @requester points into the
- * call, which must outlive it. */
+/* Who asks, from an Unwrap's or Unlock's checked details (whose strings
+ * and seal key it takes); @requester points into the call, which must
+ * outlive it. */
 static UnwrapCall *
-unwrap_call_new (GDBusMethodInvocation *invocation, GVariant *details,
+unwrap_call_new (GDBusMethodInvocation *invocation, EtaUnwrapArguments *arguments,
                  EtaRequester *requester)
 {
   UnwrapCall *call = g_new0 (UnwrapCall, 1);
-  const gchar *requester_name = NULL;
-  const gchar *label = NULL;
-  guint32 timeout_ms = 0;
 
   call->invocation = g_object_ref (invocation);
-  if (!g_variant_lookup (details, "requester", "&s", &requester_name))
-    requester_name = _("an unnamed program");
-  call->requester = g_utf8_make_valid (requester_name, MIN (strlen (requester_name), 64));
-  if (!g_variant_lookup (details, "pid", "u", &call->pid))
-    call->pid = 0;
-  if (g_variant_lookup (details, "timeout-ms", "u", &timeout_ms) && timeout_ms > 0)
-    call->caller_deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-  if (g_variant_lookup (details, "key-label", "&s", &label))
-    call->key_label = g_utf8_make_valid (label, MIN (strlen (label), 255));
-  if (g_variant_lookup (details, "token-label", "&s", &label))
-    call->token_label = g_utf8_make_valid (label, MIN (strlen (label), 255));
+  call->seal_key = g_steal_pointer (&arguments->seal_key);
+  /* The default is translated here: po/POTFILES.in lists this file. */
+  call->requester = arguments->requester != NULL
+                      ? g_steal_pointer (&arguments->requester)
+                      : eta_unwrap_arguments_shown_text (_("an unnamed program"),
+                                                         ETA_UNWRAP_REQUESTER_MAX_BYTES);
+  call->pid = arguments->pid;
+  if (arguments->timeout_ms > 0)
+    call->caller_deadline = g_get_monotonic_time () + (gint64) arguments->timeout_ms * 1000;
+  call->key_label = g_steal_pointer (&arguments->key_label);
+  call->token_label = g_steal_pointer (&arguments->token_label);
 
   requester->requester = call->requester;
   requester->pid = call->pid;
   requester->key_label = call->key_label;
   requester->token_label = call->token_label;
-  requester->interactive = TRUE;
-  g_variant_lookup (details, "interactive", "b", &requester->interactive);
+  requester->interactive = arguments->interactive;
   requester->insert_wait_ms = requester->interactive ? ETA_INSERT_TOKEN_WAIT_MS : 0;
   return call;
 }
@@ -216,54 +219,19 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
                   GVariant *session_public_key, GVariant *details, gpointer user_data)
 {
   EtaAgentService *self = user_data;
-  EtaPadding padding = eta_padding_from_string (padding_name);
-  g_autoptr (GBytes) wrapped = g_variant_get_data_as_bytes (wrapped_key);
+  /* The seal key is agreed in the checks, so that a key nothing could be
+   * sealed to costs no token operation and no PIN prompt. */
+  g_autoptr (EtaUnwrapArguments) arguments = parse_arguments (invocation,
+                                                              ETA_UNWRAP_METHOD_UNWRAP);
   UnwrapCall *call;
-  EtaSealKey *seal_key;
   EtaRequester requester = { 0 };
 
-  if (!check_fingerprint (invocation, fingerprint))
+  if (arguments == NULL)
     return G_DBUS_METHOD_INVOCATION_HANDLED;
-  if (padding == 0)
-    {
-      g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
-                                             ETA_AGENT_ERROR_INVALID_ARGUMENT,
-                                             "padding must be \"oaep\" or \"pkcs1\"");
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-  if (g_bytes_get_size (wrapped) == 0 || g_bytes_get_size (wrapped) > MAX_WRAPPED_KEY_BYTES)
-    {
-      g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
-                                             ETA_AGENT_ERROR_INVALID_ARGUMENT,
-                                             "the wrapped key must be 1 to %d bytes, not %zu",
-                                             MAX_WRAPPED_KEY_BYTES, g_bytes_get_size (wrapped));
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-  if (g_variant_get_size (session_public_key) != ETA_SEAL_PUBLIC_KEY_LEN)
-    {
-      g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
-                                             ETA_AGENT_ERROR_INVALID_ARGUMENT,
-                                             "the session public key must be %d bytes",
-                                             ETA_SEAL_PUBLIC_KEY_LEN);
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-  /* Agreed now, so that a key nothing could be sealed to costs no token
-   * operation and no PIN prompt. */
-  seal_key = eta_seal_key_new (g_variant_get_data (session_public_key),
-                               g_variant_get_size (session_public_key));
-  if (seal_key == NULL)
-    {
-      g_dbus_method_invocation_return_error (invocation, ETA_AGENT_ERROR,
-                                             ETA_AGENT_ERROR_INVALID_ARGUMENT,
-                                             "the session public key is not a usable X25519 key");
-      return G_DBUS_METHOD_INVOCATION_HANDLED;
-    }
-
-  call = unwrap_call_new (invocation, details, &requester);
-  call->seal_key = seal_key;
+  call = unwrap_call_new (invocation, arguments, &requester);
   call->activity = g_object_ref (self->activity);
-  eta_token_manager_unwrap_async (self->manager, fingerprint, padding, wrapped, &requester,
-                                  NULL, on_unwrapped, call);
+  eta_token_manager_unwrap_async (self->manager, fingerprint, arguments->padding,
+                                  arguments->wrapped, &requester, NULL, on_unwrapped, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -299,12 +267,14 @@ on_handle_unlock (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
                   const gchar *fingerprint, GVariant *details, gpointer user_data)
 {
   EtaAgentService *self = user_data;
+  g_autoptr (EtaUnwrapArguments) arguments = parse_arguments (invocation,
+                                                              ETA_UNWRAP_METHOD_UNLOCK);
   EtaRequester requester = { 0 };
   UnwrapCall *call;
 
-  if (!check_fingerprint (invocation, fingerprint))
+  if (arguments == NULL)
     return G_DBUS_METHOD_INVOCATION_HANDLED;
-  call = unwrap_call_new (invocation, details, &requester);
+  call = unwrap_call_new (invocation, arguments, &requester);
   eta_token_manager_unlock_async (self->manager, fingerprint, &requester, NULL, on_unlocked,
                                   call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;

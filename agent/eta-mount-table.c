@@ -75,7 +75,10 @@ add_mount_if_uses_sig (const gchar *mount_point, const gchar * const *options,
   if (g_strv_contains (options, search->wanted))
     {
       g_autofree gchar *path = unescape_path (mount_point);
-      g_strv_builder_add (search->mounts, path);
+      /* A mount point is any bytes; what callers get goes into prompts, the
+       * tray menu and JSON (GVariant strings), which take UTF-8 only. */
+      g_autofree gchar *shown = g_filename_display_name (path);
+      g_strv_builder_add (search->mounts, shown);
     }
 }
 

@@ -6,8 +6,9 @@
 
 #include <glib.h>
 
-/* Mount points (NULL-terminated, possibly empty) using @sig. @mountinfo_path
- * may be NULL for /proc/self/mountinfo. */
+/* Mount points (NULL-terminated, possibly empty) using @sig, for display:
+ * valid UTF-8, as g_filename_display_name() shows them. @mountinfo_path may
+ * be NULL for /proc/self/mountinfo. */
 GStrv eta_mount_table_mounts_for_sig (const gchar *mountinfo_path, const gchar *sig);
 
 /* What every mount of a token key needs besides the key itself: AES-256,

@@ -70,32 +70,41 @@ record_from_pkey (EVP_PKEY *pkey, const gchar *label, GError **error)
   return g_steal_pointer (&record);
 }
 
+/* The subject's CN as UTF-8, or NULL when there is none. Its bytes are in
+ * the string type the CA chose: a BMPString (UCS-2, common on smart card
+ * certificates) starts with a NUL byte for every Latin character, a
+ * T61String holds Latin-1, and labels go into prompts and D-Bus strings. */
 static gchar *
 subject_common_name (X509 *cert)
 {
-  char cn[256];
-  if (X509_NAME_get_text_by_NID (X509_get_subject_name (cert), NID_commonName,
-                                 cn, sizeof cn) > 0)
-    return g_strdup (cn);
-  return NULL;
+  X509_NAME *subject = X509_get_subject_name (cert);
+  int index = X509_NAME_get_index_by_NID (subject, NID_commonName, -1);
+  unsigned char *utf8 = NULL;
+  gchar *cn = NULL;
+  int len;
+
+  if (index < 0)
+    return NULL;
+  len = ASN1_STRING_to_UTF8 (&utf8, X509_NAME_ENTRY_get_data (X509_NAME_get_entry (subject,
+                                                                                    index)));
+  /* A NUL inside the name is not valid in a label: make_valid replaces it. */
+  if (len > 0)
+    cn = g_utf8_make_valid ((const gchar *) utf8, len);
+  OPENSSL_free (utf8);
+  return cn;
 }
 
 EtaPublicKeyRecord *
-eta_public_key_load_file (const gchar *path, GError **error)
+eta_public_key_load_data (const guint8 *data, gsize length, const gchar *name, GError **error)
 {
-  g_autofree gchar *contents = NULL;
   g_autofree gchar *label = NULL;
-  gsize length = 0;
   EVP_PKEY *pkey = NULL;
   X509 *cert = NULL;
   BIO *bio;
   EtaPublicKeyRecord *record;
 
-  if (!g_file_get_contents (path, &contents, &length, error))
-    return NULL;
-
   /* Try each form in turn: PEM certificate, PEM public key, DER of both. */
-  bio = BIO_new_mem_buf (contents, (int) length);
+  bio = BIO_new_mem_buf (data, (int) length);
   cert = PEM_read_bio_X509 (bio, NULL, NULL, NULL);
   if (cert == NULL)
     {
@@ -104,12 +113,12 @@ eta_public_key_load_file (const gchar *path, GError **error)
     }
   if (cert == NULL && pkey == NULL)
     {
-      const unsigned char *p = (const unsigned char *) contents;
+      const unsigned char *p = data;
       cert = d2i_X509 (NULL, &p, (long) length);
     }
   if (cert == NULL && pkey == NULL)
     {
-      const unsigned char *p = (const unsigned char *) contents;
+      const unsigned char *p = data;
       pkey = d2i_PUBKEY (NULL, &p, (long) length);
     }
   BIO_free (bio);
@@ -123,14 +132,26 @@ eta_public_key_load_file (const gchar *path, GError **error)
   if (pkey == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "%s holds no certificate or public key (PEM or DER)", path);
+                   "%s holds no certificate or public key (PEM or DER)", name);
       return NULL;
     }
+  /* A file name is any bytes; the label must be text. */
   if (label == NULL)
-    label = g_path_get_basename (path);
+    label = g_filename_display_basename (name);
   record = record_from_pkey (pkey, label, error);
   EVP_PKEY_free (pkey);
   return record;
+}
+
+EtaPublicKeyRecord *
+eta_public_key_load_file (const gchar *path, GError **error)
+{
+  g_autofree gchar *contents = NULL;
+  gsize length = 0;
+
+  if (!g_file_get_contents (path, &contents, &length, error))
+    return NULL;
+  return eta_public_key_load_data ((const guint8 *) contents, length, path, error);
 }
 
 GStrv
@@ -157,11 +178,12 @@ eta_public_key_record_dirs (void)
   return g_strv_builder_end (dirs);
 }
 
+/* The fields of a record already read into @file; @name is for messages. */
 static EtaPublicKeyRecord *
-load_record (const gchar *path, GError **error)
+record_from_key_file (GKeyFile *file, const gchar *name, GError **error)
 {
-  g_autoptr (GKeyFile) file = g_key_file_new ();
   g_autoptr (EtaPublicKeyRecord) record = g_new0 (EtaPublicKeyRecord, 1);
+  g_autoptr (GError) local_error = NULL;
   g_autofree gchar *spki_b64 = NULL;
   g_autofree gchar *padding = NULL;
   uint8_t fingerprint[ETA_FINGERPRINT_LEN];
@@ -169,17 +191,20 @@ load_record (const gchar *path, GError **error)
   guchar *der;
   gsize der_len;
 
-  if (!g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, error))
-    return NULL;
-  spki_b64 = g_key_file_get_string (file, RECORD_GROUP, "public-key", error);
-  if (spki_b64 == NULL)
-    return NULL;
+  /* A value with a bad escape sequence comes back cut short and with an
+   * error: the record is damaged, and the error must not be set twice. */
+  spki_b64 = g_key_file_get_string (file, RECORD_GROUP, "public-key", &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
   der = g_base64_decode (spki_b64, &der_len);
   record->spki = g_bytes_new_take (der, der_len);
   if (eta_key_rsa_modulus_bytes (der, der_len) == 0)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "%s: public-key is not an RSA public key", path);
+                   "%s: public-key is not an RSA public key", name);
       return NULL;
     }
   eta_key_fingerprint (der, der_len, fingerprint);
@@ -196,6 +221,29 @@ load_record (const gchar *path, GError **error)
   if (record->token_label == NULL)
     record->token_label = g_strdup ("");
   return g_steal_pointer (&record);
+}
+
+EtaPublicKeyRecord *
+eta_public_key_parse_record (const gchar *data, gsize length, const gchar *name,
+                             GError **error)
+{
+  g_autoptr (GKeyFile) file = g_key_file_new ();
+
+  if (!g_key_file_load_from_data (file, data, length, G_KEY_FILE_NONE, error))
+    return NULL;
+  return record_from_key_file (file, name, error);
+}
+
+static EtaPublicKeyRecord *
+load_record (const gchar *path, GError **error)
+{
+  g_autoptr (GKeyFile) file = g_key_file_new ();
+
+  /* Not through eta_public_key_parse_record: the key file loader's own
+   * messages for a file it cannot open are the ones people see. */
+  if (!g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, error))
+    return NULL;
+  return record_from_key_file (file, path, error);
 }
 
 EtaPublicKeyRecord *

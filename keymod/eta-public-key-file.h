@@ -22,8 +22,12 @@ void eta_public_key_record_free (EtaPublicKeyRecord *record);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EtaPublicKeyRecord, eta_public_key_record_free)
 
 /* Reads a PEM or DER certificate or public key; returns the SPKI DER. The
- * label is the certificate's subject CN, or the file's base name. */
+ * label is the certificate's subject CN, or the file's base name, as UTF-8. */
 EtaPublicKeyRecord *eta_public_key_load_file (const gchar *path, GError **error);
+/* The same from @length bytes already read (any bytes, not NUL-terminated);
+ * @name (a path) stands for the file in messages and the label. */
+EtaPublicKeyRecord *eta_public_key_load_data (const guint8 *data, gsize length,
+                                              const gchar *name, GError **error);
 
 /* Directories searched for enrolment records, most specific first:
  * $XDG_DATA_HOME (or ~/.local/share)/ecryptfs-token-agent/keys, the same under
@@ -35,6 +39,11 @@ GStrv eta_public_key_record_dirs (void);
  * ambiguous. */
 EtaPublicKeyRecord *eta_public_key_find_record (const gchar *fingerprint_prefix,
                                                 GError **error);
+
+/* Reads a saved enrolment record (a key file as eta_public_key_save_record
+ * writes it) from @length bytes; @name stands for the file in messages. */
+EtaPublicKeyRecord *eta_public_key_parse_record (const gchar *data, gsize length,
+                                                 const gchar *name, GError **error);
 
 /* Every readable record of every directory, one per key (the most specific
  * directory's), as EtaPublicKeyRecord; unreadable files are left out. */

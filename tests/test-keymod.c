@@ -9,6 +9,8 @@
 #include <ecryptfs.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "eta-blob.h"
 #include "eta-inprocess-daemon.h"
@@ -257,6 +259,59 @@ test_no_agent_no_record (Fixture *fixture, gconstpointer data)
   g_assert_nonnull (error);
 }
 
+/* A saved record whose public key has a bad escape sequence: GKeyFile
+ * returns the value cut short and an error; the record is refused with that
+ * one error (setting a second over it was a GLib warning). */
+static void
+test_record_bad_escape (void)
+{
+  static const gchar record_text[] =
+    "[key]\n"
+    "public-key=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDWfqOb\\+lO8xAVhy8Sd0qFSfck\n"
+    "key-label=Old card\n";
+  g_autoptr (GError) error = NULL;
+  g_autoptr (EtaPublicKeyRecord) record =
+    eta_public_key_parse_record (record_text, strlen (record_text), "bad.key", &error);
+
+  g_assert_null (record);
+  g_assert_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE);
+}
+
+/* A certificate whose subject CN is a BMPString (UCS-2, as some smart card
+ * CAs issue them): the label is the name in UTF-8, not its raw bytes (which
+ * start with a NUL and made an empty label). */
+static void
+test_pubkey_bmpstring_name (void)
+{
+  static const unsigned char joerg_ucs2[] = { 0x00, 'J', 0x00, 0xf6, 0x00, 'r', 0x00, 'g' };
+  EVP_PKEY *key = EVP_PKEY_Q_keygen (NULL, NULL, "RSA", (size_t) 1024);
+  X509 *cert = X509_new ();
+  X509_NAME *name = X509_get_subject_name (cert);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (EtaPublicKeyRecord) record = NULL;
+  unsigned char *der = NULL;
+  int der_len;
+
+  X509_set_version (cert, 2);
+  ASN1_INTEGER_set (X509_get_serialNumber (cert), 1);
+  X509_gmtime_adj (X509_getm_notBefore (cert), 0);
+  X509_gmtime_adj (X509_getm_notAfter (cert), 3600);
+  X509_set_pubkey (cert, key);
+  g_assert_cmpint (X509_NAME_add_entry_by_NID (name, NID_commonName, V_ASN1_BMPSTRING,
+                                               joerg_ucs2, sizeof joerg_ucs2, -1, 0), ==, 1);
+  X509_set_issuer_name (cert, name);
+  g_assert_cmpint (X509_sign (cert, key, EVP_sha256 ()), >, 0);
+  der_len = i2d_X509 (cert, &der);
+  g_assert_cmpint (der_len, >, 0);
+
+  record = eta_public_key_load_data (der, (gsize) der_len, "/keys/card.der", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (record->key_label, ==, "J\xc3\xb6rg");
+  OPENSSL_free (der);
+  X509_free (cert);
+  EVP_PKEY_free (key);
+}
+
 /* ---- blobs corrupted in the keyring, through the real ecryptfsd ---- */
 
 typedef enum
@@ -410,6 +465,8 @@ main (int argc, char **argv)
   ADD ("/keymod/add/saved-record-without-agent", NULL, test_saved_record_without_agent);
   ADD ("/keymod/add/saved-records-ambiguous", NULL, test_saved_records_ambiguous);
   ADD ("/keymod/add/no-agent-no-record", NULL, test_no_agent_no_record);
+  g_test_add_func ("/keymod/record/bad-escape", test_record_bad_escape);
+  g_test_add_func ("/keymod/pubkey/bmpstring-name", test_pubkey_bmpstring_name);
   ADD ("/keymod/blob/wrong-version-in-keyring", GINT_TO_POINTER (CORRUPT_VERSION),
        test_corrupted_blob);
   ADD ("/keymod/blob/truncated-in-keyring", GINT_TO_POINTER (CORRUPT_TRUNCATED),

@@ -71,6 +71,30 @@ test_list_sigs (void)
   g_unlink (path);
 }
 
+/* Mount points are any bytes; what the agent shows (prompts, the tray menu,
+ * JSON) takes UTF-8 only, so a Latin-1 name comes back displayable. */
+static void
+test_mount_point_not_utf8 (void)
+{
+  static const gchar latin1[] =
+    "40 22 0:35 / /srv/caf\xe9 rw - ecryptfs /srv/.caf\xe9 rw,ecryptfs_sig=939a34c74ce3d0d6\n";
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *path = NULL;
+  int fd = g_file_open_tmp ("eta-mountinfo-XXXXXX", &path, &error);
+  g_auto (GStrv) mounts = NULL;
+
+  g_assert_no_error (error);
+  close (fd);
+  g_file_set_contents (path, latin1, -1, &error);
+  g_assert_no_error (error);
+
+  mounts = eta_mount_table_mounts_for_sig (path, "939a34c74ce3d0d6");
+  g_assert_cmpuint (g_strv_length (mounts), ==, 1);
+  g_assert_true (g_utf8_validate (mounts[0], -1, NULL));
+  g_assert_cmpstr (mounts[0], ==, "/srv/caf\xef\xbf\xbd");
+  g_unlink (path);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -78,5 +102,6 @@ main (int argc, char **argv)
   g_test_add_func ("/agent/mount-table/mounts-for-sig", test_mounts_for_sig);
   g_test_add_func ("/agent/mount-table/missing-file", test_missing_file);
   g_test_add_func ("/agent/mount-table/list-sigs", test_list_sigs);
+  g_test_add_func ("/agent/mount-table/mount-point-not-utf8", test_mount_point_not_utf8);
   return g_test_run ();
 }
