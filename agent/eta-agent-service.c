@@ -29,7 +29,25 @@ struct _EtaAgentService
   EtaDBusTokenAgent1 *skeleton;
   EtaActivityLog *activity;
   gulong state_handler;
+  /* Callers with an Unwrap or Unlock in flight: unique name → CallerWatch.
+   * When one leaves the bus, its prompts end (nobody would read the answer). */
+  GHashTable *callers;
+  GDBusConnection *connection;
+  guint name_owner_changed;
 };
+
+typedef struct
+{
+  GCancellable *gone;
+  guint calls;
+} CallerWatch;
+
+static void
+caller_watch_free (CallerWatch *watch)
+{
+  g_object_unref (watch->gone);
+  g_free (watch);
+}
 
 G_DEFINE_FINAL_TYPE (EtaAgentService, eta_agent_service, G_TYPE_OBJECT)
 
@@ -100,11 +118,78 @@ typedef struct
   gchar *token_label;
   gint64 caller_deadline;   /* monotonic µs; 0 when the caller did not say */
   EtaActivityLog *activity;
+  EtaAgentService *service;
+  gchar *sender;            /* NULL on a peer-to-peer connection */
+  GCancellable *caller_gone;
 } UnwrapCall;
+
+/* Counts the call against its sender, whose departure cancels caller_gone. */
+static void
+watch_caller (EtaAgentService *self, UnwrapCall *call)
+{
+  const gchar *sender = g_dbus_method_invocation_get_sender (call->invocation);
+  CallerWatch *watch;
+
+  call->service = g_object_ref (self);
+  if (sender == NULL || !g_dbus_is_unique_name (sender))
+    {
+      call->caller_gone = g_cancellable_new ();
+      return;
+    }
+  watch = g_hash_table_lookup (self->callers, sender);
+  if (watch == NULL)
+    {
+      watch = g_new0 (CallerWatch, 1);
+      watch->gone = g_cancellable_new ();
+      g_hash_table_insert (self->callers, g_strdup (sender), watch);
+    }
+  watch->calls++;
+  call->sender = g_strdup (sender);
+  call->caller_gone = g_object_ref (watch->gone);
+}
+
+static void
+unwatch_caller (UnwrapCall *call)
+{
+  CallerWatch *watch;
+
+  if (call->sender == NULL || call->service->callers == NULL)
+    return;
+  watch = g_hash_table_lookup (call->service->callers, call->sender);
+  if (watch != NULL && watch->gone == call->caller_gone && --watch->calls == 0)
+    g_hash_table_remove (call->service->callers, call->sender);
+}
+
+static void
+on_name_owner_changed (GDBusConnection *connection, const gchar *sender_name,
+                       const gchar *object_path, const gchar *interface_name,
+                       const gchar *signal_name, GVariant *parameters, gpointer user_data)
+{
+  EtaAgentService *self = user_data;
+  const gchar *name, *old_owner, *new_owner;
+  CallerWatch *watch;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(sss)")))
+    return;
+  g_variant_get (parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
+  if (new_owner[0] != '\0')
+    return;
+  watch = g_hash_table_lookup (self->callers, name);
+  if (watch == NULL)
+    return;
+  g_message ("%s left the bus: closing the prompts it waited for", name);
+  g_cancellable_cancel (watch->gone);
+  g_hash_table_remove (self->callers, name);
+}
 
 static void
 unwrap_call_free (UnwrapCall *call)
 {
+  if (call->service != NULL)
+    unwatch_caller (call);
+  g_clear_object (&call->service);
+  g_free (call->sender);
+  g_clear_object (&call->caller_gone);
   g_object_unref (call->invocation);
   eta_seal_key_free (call->seal_key);
   g_free (call->requester);
@@ -141,6 +226,7 @@ unwrap_call_new (GDBusMethodInvocation *invocation, EtaUnwrapArguments *argument
   requester->key_label = call->key_label;
   requester->token_label = call->token_label;
   requester->interactive = arguments->interactive;
+  requester->caller_deadline = call->caller_deadline;
   requester->insert_wait_ms = requester->interactive ? ETA_INSERT_TOKEN_WAIT_MS : 0;
   return call;
 }
@@ -230,8 +316,10 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   call = unwrap_call_new (invocation, arguments, &requester);
   call->activity = g_object_ref (self->activity);
+  watch_caller (self, call);
   eta_token_manager_unwrap_async (self->manager, fingerprint, arguments->padding,
-                                  arguments->wrapped, &requester, NULL, on_unwrapped, call);
+                                  arguments->wrapped, &requester, call->caller_gone,
+                                  on_unwrapped, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -275,8 +363,9 @@ on_handle_unlock (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
   if (arguments == NULL)
     return G_DBUS_METHOD_INVOCATION_HANDLED;
   call = unwrap_call_new (invocation, arguments, &requester);
-  eta_token_manager_unlock_async (self->manager, fingerprint, &requester, NULL, on_unlocked,
-                                  call);
+  watch_caller (self, call);
+  eta_token_manager_unlock_async (self->manager, fingerprint, &requester, call->caller_gone,
+                                  on_unlocked, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
 }
 
@@ -428,13 +517,24 @@ gboolean
 eta_agent_service_export (EtaAgentService *self, GDBusConnection *connection,
                           const gchar *object_path, GError **error)
 {
-  return g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (self->skeleton),
-                                           connection, object_path, error);
+  if (!g_dbus_interface_skeleton_export (G_DBUS_INTERFACE_SKELETON (self->skeleton),
+                                         connection, object_path, error))
+    return FALSE;
+  g_set_object (&self->connection, connection);
+  self->name_owner_changed = g_dbus_connection_signal_subscribe (
+      connection, "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
+      "/org/freedesktop/DBus", NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_name_owner_changed, self,
+      NULL);
+  return TRUE;
 }
 
 void
 eta_agent_service_unexport (EtaAgentService *self)
 {
+  if (self->connection != NULL && self->name_owner_changed != 0)
+    g_dbus_connection_signal_unsubscribe (self->connection, self->name_owner_changed);
+  self->name_owner_changed = 0;
+  g_clear_object (&self->connection);
   g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (self->skeleton));
 }
 
@@ -445,6 +545,11 @@ eta_agent_service_dispose (GObject *object)
 
   if (self->manager != NULL)
     g_clear_signal_handler (&self->state_handler, self->manager);
+  if (self->connection != NULL && self->name_owner_changed != 0)
+    g_dbus_connection_signal_unsubscribe (self->connection, self->name_owner_changed);
+  self->name_owner_changed = 0;
+  g_clear_object (&self->connection);
+  g_clear_pointer (&self->callers, g_hash_table_unref);
   g_clear_object (&self->skeleton);
   g_clear_object (&self->activity);
   g_clear_object (&self->manager);
@@ -461,6 +566,8 @@ eta_agent_service_class_init (EtaAgentServiceClass *klass)
 static void
 eta_agent_service_init (EtaAgentService *self)
 {
+  self->callers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify) caller_watch_free);
 }
 
 EtaAgentService *

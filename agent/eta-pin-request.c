@@ -18,6 +18,7 @@ struct _EtaPinRequest
   GStrv mounts;
   gboolean may_remember;
   gboolean remember;
+  gint token_found;  /* atomic: set on a worker thread, read on the prompter's */
 };
 
 G_DEFINE_FINAL_TYPE (EtaPinRequest, eta_pin_request, G_TYPE_OBJECT)
@@ -97,6 +98,14 @@ gboolean eta_pin_request_get_may_remember (EtaPinRequest *self) { return self->m
 void eta_pin_request_set_may_remember (EtaPinRequest *self, gboolean may_remember)
 {
   self->may_remember = may_remember;
+}
+gboolean eta_pin_request_get_token_found (EtaPinRequest *self)
+{
+  return g_atomic_int_get (&self->token_found);
+}
+void eta_pin_request_set_token_found (EtaPinRequest *self, gboolean found)
+{
+  g_atomic_int_set (&self->token_found, found);
 }
 gboolean eta_pin_request_get_remember (EtaPinRequest *self) { return self->remember; }
 void eta_pin_request_set_remember (EtaPinRequest *self, gboolean remember)

@@ -50,5 +50,9 @@ void eta_pin_request_set_may_remember (EtaPinRequest *self, gboolean may_remembe
  * by the agent once the prompt has ended. */
 gboolean eta_pin_request_get_remember (EtaPinRequest *self);
 void eta_pin_request_set_remember (EtaPinRequest *self, gboolean remember);
+/* Set by the agent before it dismisses an insert-token prompt because the
+ * token appeared (not because nobody waits any more). Any thread. */
+gboolean eta_pin_request_get_token_found (EtaPinRequest *self);
+void eta_pin_request_set_token_found (EtaPinRequest *self, gboolean found);
 
 G_END_DECLS

@@ -23,6 +23,13 @@ struct _EtaTerminalPrompter
   int fd;
   gboolean own_fd;
   GMutex one_prompt_at_a_time;
+  /* An insert-token prompt waits for a token, not for the person: it gives
+   * the terminal up to any PIN prompt (of another key, say) and comes back
+   * after. PIN prompts waiting for the terminal, and the open token
+   * prompt's way to be told, under yield_lock. */
+  GMutex yield_lock;
+  guint pin_prompts_waiting;
+  GCancellable *token_prompt_yield;
 };
 
 static void eta_terminal_prompter_iface_init (EtaPrompterInterface *iface);
@@ -82,18 +89,18 @@ describe_request (EtaPinRequest *request)
  * Returns 1 for a line, 0 for an empty line or end of input, -1 on error or
  * cancellation (errno set). */
 static int
-read_line (int fd, EtaSecret *pin, GCancellable *cancellable)
+read_line_or_yield (int fd, EtaSecret *pin, GCancellable *cancellable, GCancellable *yield)
 {
   guint8 *data = eta_secret_get_data (pin);
   gsize len = 0;
-  struct pollfd fds[2] = { { .fd = fd, .events = POLLIN } };
+  struct pollfd fds[3] = { { .fd = fd, .events = POLLIN } };
   int nfds = 1;
 
-  fds[1].fd = g_cancellable_get_fd (cancellable);
-  if (fds[1].fd >= 0)
+  for (GCancellable **c = (GCancellable *[]) { cancellable, yield, NULL }; *c != NULL; c++)
     {
-      fds[1].events = POLLIN;
-      nfds = 2;
+      fds[nfds].fd = g_cancellable_get_fd (*c);
+      if (fds[nfds].fd >= 0)
+        fds[nfds++].events = POLLIN;
     }
   for (;;)
     {
@@ -106,9 +113,14 @@ read_line (int fd, EtaSecret *pin, GCancellable *cancellable)
             continue;
           return -1;
         }
-      if (nfds == 2 && fds[1].revents != 0)
+      if (g_cancellable_is_cancelled (cancellable))
         {
           errno = ECANCELED;
+          return -1;
+        }
+      if (g_cancellable_is_cancelled (yield))
+        {
+          errno = EAGAIN;
           return -1;
         }
       n = read (fd, &c, 1);
@@ -123,6 +135,12 @@ read_line (int fd, EtaSecret *pin, GCancellable *cancellable)
     }
   eta_secret_set_length (pin, len);
   return len > 0 ? 1 : 0;
+}
+
+static int
+read_line (int fd, EtaSecret *pin, GCancellable *cancellable)
+{
+  return read_line_or_yield (fd, pin, cancellable, NULL);
 }
 
 /* The question after a PIN, when the request allows it: 1 for yes, 0 for
@@ -183,7 +201,15 @@ prompt_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable
                                "the token's PIN is blocked");
       return;
     }
+  g_mutex_lock (&self->yield_lock);
+  self->pin_prompts_waiting++;
+  if (self->token_prompt_yield != NULL)
+    g_cancellable_cancel (self->token_prompt_yield);
+  g_mutex_unlock (&self->yield_lock);
   g_mutex_lock (&self->one_prompt_at_a_time);
+  g_mutex_lock (&self->yield_lock);
+  self->pin_prompts_waiting--;
+  g_mutex_unlock (&self->yield_lock);
   /* Echo goes off before the prompt appears, so nothing typed in answer to
    * it can ever be shown. */
   if (tcgetattr (self->fd, &saved) == 0)
@@ -260,6 +286,7 @@ ask_for_token_in_thread (GTask *task, gpointer source, gpointer task_data,
   g_autoptr (EtaSecret) line = eta_secret_new (MAX_PIN_BYTES);
   g_autofree gchar *short_fpr = eta_pin_request_dup_short_fingerprint (job->request);
   g_autofree gchar *text = NULL;
+  gboolean dismissed = FALSE;
   int result;
 
   /* TRANSLATORS: the program asking, its process id, the key's label, the
@@ -270,14 +297,53 @@ ask_for_token_in_thread (GTask *task, gpointer source, gpointer task_data,
                           eta_pin_request_get_requester_pid (job->request),
                           eta_pin_request_get_key_label (job->request), short_fpr,
                           eta_pin_request_get_token_label (job->request));
-  g_mutex_lock (&self->one_prompt_at_a_time);
-  write_text (self->fd, text);
-  result = read_line (self->fd, line, dismiss);
-  write_text (self->fd,
-              result < 0 && errno == ECANCELED ? _("\nToken found.\n") : _("\nCancelled.\n"));
-  g_mutex_unlock (&self->one_prompt_at_a_time);
+  for (;;)
+    {
+      g_autoptr (GCancellable) yield = g_cancellable_new ();
+      gboolean pin_prompts_first;
 
-  if (result < 0 && errno == ECANCELED)
+      g_mutex_lock (&self->one_prompt_at_a_time);
+      g_mutex_lock (&self->yield_lock);
+      pin_prompts_first = self->pin_prompts_waiting > 0;
+      if (!pin_prompts_first)
+        self->token_prompt_yield = yield;
+      g_mutex_unlock (&self->yield_lock);
+      if (pin_prompts_first)
+        {
+          /* Let the PIN prompts have the terminal; look again shortly, or
+           * end when dismissed meanwhile. */
+          g_mutex_unlock (&self->one_prompt_at_a_time);
+          if (g_cancellable_is_cancelled (dismiss))
+            {
+              dismissed = TRUE;
+              break;
+            }
+          g_usleep (50 * 1000);
+          continue;
+        }
+      write_text (self->fd, text);
+      result = read_line_or_yield (self->fd, line, dismiss, yield);
+      g_mutex_lock (&self->yield_lock);
+      self->token_prompt_yield = NULL;
+      g_mutex_unlock (&self->yield_lock);
+      if (result < 0 && errno == EAGAIN)
+        {
+          write_text (self->fd, _("\n(Still waiting for the token; first another prompt.)\n"));
+          g_mutex_unlock (&self->one_prompt_at_a_time);
+          continue;
+        }
+      dismissed = result < 0 && errno == ECANCELED;
+      if (dismissed)
+        write_text (self->fd, eta_pin_request_get_token_found (job->request)
+                                ? _("\nToken found.\n")
+                                : _("\nNo longer waiting for the token.\n"));
+      else
+        write_text (self->fd, _("\nCancelled.\n"));
+      g_mutex_unlock (&self->one_prompt_at_a_time);
+      break;
+    }
+
+  if (dismissed)
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
@@ -334,6 +400,7 @@ eta_terminal_prompter_finalize (GObject *object)
   if (self->own_fd)
     close (self->fd);
   g_mutex_clear (&self->one_prompt_at_a_time);
+  g_mutex_clear (&self->yield_lock);
   G_OBJECT_CLASS (eta_terminal_prompter_parent_class)->finalize (object);
 }
 
@@ -347,6 +414,7 @@ static void
 eta_terminal_prompter_init (EtaTerminalPrompter *self)
 {
   g_mutex_init (&self->one_prompt_at_a_time);
+  g_mutex_init (&self->yield_lock);
   self->fd = -1;
 }
 

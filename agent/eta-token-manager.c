@@ -23,6 +23,11 @@
 /* How often to look for an inserted token while the insert prompt shows:
  * more often than the slot events below, as a person is waiting. */
 #define ETA_TOKEN_POLL_MS 500
+/* The longest a PIN prompt stays open unanswered: as long as the key module
+ * keeps later opens from queueing behind it (PROMPT_PENDING_US there). */
+#define ETA_PIN_PROMPT_MAX_MS (120 * 1000)
+/* How often a prompt's waiter looks whether its caller is still there. */
+#define ETA_PROMPT_CHECK_MS 200
 
 typedef struct
 {
@@ -72,9 +77,11 @@ struct _EtaTokenManager
   GRWLock pkcs11_lock;
   GMutex first_enumeration;
 
-  /* One insert-token prompt at a time, and which requests it answered. */
-  GMutex insert_prompt_lock;
-  guint64 insert_cancelled_through;
+  /* Insert-token prompts, one per key at a time (fingerprint as asked →
+   * InsertState, under lock); insert_prompt_ended is signalled when one
+   * closes. */
+  GHashTable *insert_states;
+  GCond insert_prompt_ended;
 
   /* Token events: pkcs11-helper's thread calls back through slot_watch; the
    * tokens present at the last look (identity → pkcs11h_token_id_t, NULL
@@ -96,6 +103,7 @@ typedef struct
   guint64 sequence;
   EtaTokenKey *key;
   const EtaRequester *requester;
+  GCancellable *caller_gone;
   gboolean logged_in_phase_done;
   gboolean relogin_refused;
   GError *prompt_error;
@@ -449,6 +457,27 @@ remembered_pin_after_login (EtaTokenManager *self, UnwrapContext *context,
                              call);
 }
 
+/* Waits for @prompt to end by itself: TRUE then. FALSE when @until
+ * (monotonic µs, 0: no bound) passed or the caller went away first; the
+ * prompt is dismissed then, so that it holds up no later prompt. */
+static gboolean
+wait_for_prompt (EtaPromptHandoff *prompt, gint64 until, GCancellable *caller_gone)
+{
+  for (;;)
+    {
+      gint64 step = g_get_monotonic_time () + ETA_PROMPT_CHECK_MS * 1000;
+
+      if (eta_prompt_handoff_wait (prompt, until > 0 ? MIN (step, until) : step))
+        return TRUE;
+      if ((until > 0 && g_get_monotonic_time () >= until)
+          || g_cancellable_is_cancelled (caller_gone))
+        {
+          eta_prompt_handoff_dismiss (prompt);
+          return FALSE;
+        }
+    }
+}
+
 static PKCS11H_BOOL
 on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t token,
                const unsigned retry, char *const pin, const size_t pin_max)
@@ -532,9 +561,19 @@ on_pin_prompt (void *global_data, void *user_data, const pkcs11h_token_id_t toke
   eta_pin_request_set_may_remember (request, context->keyring_answers);
   prompt = eta_prompt_handoff_start (self->main_context, self->prompter,
                                      ETA_PROMPT_HANDOFF_PIN, request);
-  eta_prompt_handoff_wait (prompt, -1);
-  typed = eta_prompt_handoff_take_pin (prompt);
-  prompt_error = eta_prompt_handoff_take_error (prompt);
+  if (wait_for_prompt (prompt, g_get_monotonic_time () + (gint64) ETA_PIN_PROMPT_MAX_MS * 1000,
+                       context->caller_gone))
+    {
+      typed = eta_prompt_handoff_take_pin (prompt);
+      prompt_error = eta_prompt_handoff_take_error (prompt);
+    }
+  else if (g_cancellable_is_cancelled (context->caller_gone))
+    g_set_error (&prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_TIMED_OUT,
+                 "the PIN prompt for token %s was closed: its caller went away", token->label);
+  else
+    g_set_error (&prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_TIMED_OUT,
+                 "nobody answered the PIN prompt for token %s within %u s", token->label,
+                 ETA_PIN_PROMPT_MAX_MS / 1000);
   eta_prompt_handoff_free (prompt);
 
   if (typed == NULL && (eta_pin_request_get_flags (request) & ETA_PIN_FLAG_LOCKED))
@@ -820,6 +859,7 @@ typedef struct
   EtaRequester requester_info;
   guint64 sequence;
   EtaTokenKey *key;         /* the key used, once found */
+  GCancellable *caller_gone;
 } UnwrapJob;
 
 static void
@@ -831,6 +871,7 @@ unwrap_job_free (UnwrapJob *job)
   g_free (job->key_label);
   g_free (job->token_label);
   g_clear_object (&job->key);
+  g_clear_object (&job->caller_gone);
   g_free (job);
 }
 
@@ -918,76 +959,140 @@ pin_pad_prompt_finish (EtaPromptHandoff *prompt)
 
 /* ---- waiting for a token to be inserted ---- */
 
+typedef struct
+{
+  gboolean prompting;
+  /* Requests for this key numbered up to this one waited on an insert
+   * prompt that the person cancelled: they fail with it. */
+  guint64 cancelled_through;
+} InsertState;
+
+#define MAX_INSERT_STATES 256
+
+/* Under self->lock. */
+static InsertState *
+insert_state_lookup (EtaTokenManager *self, const gchar *fingerprint)
+{
+  InsertState *state = g_hash_table_lookup (self->insert_states, fingerprint);
+  GHashTableIter iter;
+  gpointer value;
+
+  if (state != NULL)
+    return state;
+  /* Fingerprints come from callers: keep the table bounded. */
+  if (g_hash_table_size (self->insert_states) >= MAX_INSERT_STATES)
+    {
+      g_hash_table_iter_init (&iter, self->insert_states);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        if (!((InsertState *) value)->prompting)
+          g_hash_table_iter_remove (&iter);
+    }
+  state = g_new0 (InsertState, 1);
+  g_hash_table_insert (self->insert_states, g_strdup (fingerprint), state);
+  return state;
+}
+
 /* Worker thread: asks for the token and looks for the key every half second
- * until it appears, the person cancels, or the wait runs out. One prompt at
- * a time; requests that waited behind a cancelled one fail with it. */
+ * until it appears, the person cancels, the wait runs out (the agent's bound
+ * or the caller's deadline, whichever comes first) or the caller goes away.
+ * One prompt per key at a time: later requests for the same key wait for
+ * it and fail with it if the person cancels; requests for other keys do not
+ * wait for it. */
 static EtaTokenKey *
 wait_for_token (EtaTokenManager *self, UnwrapJob *job, GError **error)
 {
   g_autoptr (EtaPinRequest) request = NULL;
   EtaPromptHandoff *prompt;
   EtaTokenKey *key = NULL;
-  gint64 deadline;
-  gboolean cancelled_before;
+  InsertState *state;
+  gint64 give_up;
+  gboolean cancelled_before, person_cancelled = FALSE;
 
-  g_mutex_lock (&self->insert_prompt_lock);
+  give_up = g_get_monotonic_time () + (gint64) job->requester_info.insert_wait_ms * 1000;
+  if (job->requester_info.caller_deadline > 0)
+    give_up = MIN (give_up, job->requester_info.caller_deadline);
+
   g_mutex_lock (&self->lock);
-  cancelled_before = job->sequence <= self->insert_cancelled_through;
+  state = insert_state_lookup (self, job->fingerprint);
+  while (state->prompting && g_get_monotonic_time () < give_up
+         && !g_cancellable_is_cancelled (job->caller_gone))
+    {
+      g_cond_wait_until (&self->insert_prompt_ended, &self->lock,
+                         MIN (give_up, g_get_monotonic_time () + ETA_PROMPT_CHECK_MS * 1000));
+      state = insert_state_lookup (self, job->fingerprint);
+    }
+  if (state->prompting)
+    {
+      g_mutex_unlock (&self->lock);
+      g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_TOKEN_ABSENT,
+                   "no token holding key %.16s was inserted while the caller waited",
+                   job->fingerprint);
+      return NULL;
+    }
+  cancelled_before = job->sequence <= state->cancelled_through;
+  if (!cancelled_before)
+    state->prompting = TRUE;
   g_mutex_unlock (&self->lock);
   if (cancelled_before)
     {
-      g_mutex_unlock (&self->insert_prompt_lock);
       g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
                    "the request to insert the token was cancelled");
       return NULL;
     }
+
   /* It may have come while this request waited for the prompt. */
   key = find_key (self, job->fingerprint, NULL);
+  if (key == NULL && g_get_monotonic_time () < give_up
+      && !g_cancellable_is_cancelled (job->caller_gone))
+    {
+      request = eta_pin_request_new (job->token_label, "", job->key_label ? job->key_label : "",
+                                     job->fingerprint, job->requester, job->requester_info.pid,
+                                     0);
+      prompt = eta_prompt_handoff_start (self->main_context, self->prompter,
+                                         ETA_PROMPT_HANDOFF_TOKEN, request);
+      while (!eta_prompt_handoff_wait (prompt, MIN (give_up, g_get_monotonic_time ()
+                                                               + ETA_TOKEN_POLL_MS * 1000)))
+        {
+          if (refresh_keys (self, PKCS11H_ENUM_METHOD_RELOAD, NULL))
+            {
+              g_mutex_lock (&self->lock);
+              key = eta_token_key_find (self->keys, job->fingerprint, NULL);
+              if (key != NULL)
+                g_object_ref (key);
+              g_mutex_unlock (&self->lock);
+            }
+          if (key != NULL || g_get_monotonic_time () >= give_up
+              || g_cancellable_is_cancelled (job->caller_gone))
+            break;
+        }
+      eta_pin_request_set_token_found (request, key != NULL);
+      eta_prompt_handoff_dismiss (prompt);
+      person_cancelled = key == NULL && eta_prompt_handoff_person_cancelled (prompt);
+      eta_prompt_handoff_free (prompt);
+    }
+
+  g_mutex_lock (&self->lock);
+  state = insert_state_lookup (self, job->fingerprint);
+  state->prompting = FALSE;
+  if (person_cancelled)
+    state->cancelled_through = self->last_sequence;
+  g_cond_broadcast (&self->insert_prompt_ended);
+  g_mutex_unlock (&self->lock);
+
   if (key != NULL)
-    {
-      g_mutex_unlock (&self->insert_prompt_lock);
-      return key;
-    }
-
-  request = eta_pin_request_new (job->token_label, "", job->key_label ? job->key_label : "",
-                                 job->fingerprint, job->requester, job->requester_info.pid, 0);
-  prompt = eta_prompt_handoff_start (self->main_context, self->prompter,
-                                     ETA_PROMPT_HANDOFF_TOKEN, request);
-
-  deadline = g_get_monotonic_time () + (gint64) job->requester_info.insert_wait_ms * 1000;
-  while (!eta_prompt_handoff_wait (prompt, g_get_monotonic_time () + ETA_TOKEN_POLL_MS * 1000))
-    {
-      if (refresh_keys (self, PKCS11H_ENUM_METHOD_RELOAD, NULL))
-        {
-          g_mutex_lock (&self->lock);
-          key = eta_token_key_find (self->keys, job->fingerprint, NULL);
-          if (key != NULL)
-            g_object_ref (key);
-          g_mutex_unlock (&self->lock);
-        }
-      if (key != NULL || g_get_monotonic_time () > deadline)
-        break;
-    }
-  eta_prompt_handoff_dismiss (prompt);
-
-  if (key == NULL)
-    {
-      if (eta_prompt_handoff_person_cancelled (prompt))
-        {
-          g_mutex_lock (&self->lock);
-          self->insert_cancelled_through = self->last_sequence;
-          g_mutex_unlock (&self->lock);
-          g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
-                       "the request to insert the token was cancelled");
-        }
-      else
-        g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_TOKEN_ABSENT,
-                     "no token holding key %.16s was inserted within %u s", job->fingerprint,
-                     job->requester_info.insert_wait_ms / 1000);
-    }
-  g_mutex_unlock (&self->insert_prompt_lock);
-  eta_prompt_handoff_free (prompt);
-  return key;
+    return key;
+  if (person_cancelled)
+    g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
+                 "the request to insert the token was cancelled");
+  else if (g_cancellable_is_cancelled (job->caller_gone))
+    g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_TIMED_OUT,
+                 "the insert-token prompt for key %.16s was closed: its caller went away",
+                 job->fingerprint);
+  else
+    g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_TOKEN_ABSENT,
+                 "no token holding key %.16s was inserted while the caller waited",
+                 job->fingerprint);
+  return NULL;
 }
 
 static gboolean
@@ -1095,6 +1200,7 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
   context.sequence = job->sequence;
   context.key = key;
   context.requester = &job->requester_info;
+  context.caller_gone = job->caller_gone;
   g_private_set (&current_unwrap, &context);
 
   if (job->wrapped != NULL)
@@ -1247,6 +1353,12 @@ start_unwrap_job (EtaTokenManager *self, GTask *task, const gchar *fingerprint,
   job->requester_info.insert_wait_ms = requester ? requester->insert_wait_ms : 0;
   job->requester_info.interactive = requester ? requester->interactive : TRUE;
   job->requester_info.background = requester ? requester->background : FALSE;
+  job->requester_info.caller_deadline = requester ? requester->caller_deadline : 0;
+  job->caller_gone = g_task_get_cancellable (task) ? g_object_ref (g_task_get_cancellable (task))
+                                                   : g_cancellable_new ();
+  /* A caller gone still gets its answer from the token operation it may be
+   * in; only its prompts end early. */
+  g_task_set_check_cancellable (task, FALSE);
   g_mutex_lock (&self->lock);
   job->sequence = ++self->last_sequence;
   g_mutex_unlock (&self->lock);
@@ -1532,7 +1644,8 @@ eta_token_manager_finalize (GObject *object)
   g_main_context_unref (self->main_context);
   g_mutex_clear (&self->lock);
   g_mutex_clear (&self->first_enumeration);
-  g_mutex_clear (&self->insert_prompt_lock);
+  g_hash_table_unref (self->insert_states);
+  g_cond_clear (&self->insert_prompt_ended);
   g_mutex_clear (&self->scan_lock);
   g_rw_lock_clear (&self->pkcs11_lock);
   G_OBJECT_CLASS (eta_token_manager_parent_class)->finalize (object);
@@ -1570,7 +1683,8 @@ eta_token_manager_init (EtaTokenManager *self)
 {
   g_mutex_init (&self->lock);
   g_mutex_init (&self->first_enumeration);
-  g_mutex_init (&self->insert_prompt_lock);
+  self->insert_states = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_cond_init (&self->insert_prompt_ended);
   g_mutex_init (&self->scan_lock);
   g_rw_lock_init (&self->pkcs11_lock);
   self->workers = g_thread_pool_new (run_worker_job, NULL, 64, FALSE, NULL);

@@ -59,6 +59,12 @@ typedef struct
   /* TRUE for the agent's own requests (an early unlock): cancelling its
    * prompt fails it alone, never the requests that came after it. */
   gboolean background;
+  /* Monotonic µs at which the caller stops waiting; 0 when it did not say.
+   * An insert-token prompt ends then (a token inserted later helps nobody);
+   * a PIN prompt outlives it up to its own bound, since a PIN typed late
+   * still unlocks the token for the next open. Cancelling the unwrap's
+   * GCancellable says the caller is gone: its prompts end at once. */
+  gint64 caller_deadline;
 } EtaRequester;
 
 void eta_token_manager_list_keys_async (EtaTokenManager *self, GCancellable *cancellable,
