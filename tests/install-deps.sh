@@ -32,6 +32,7 @@ packages=(
     desktop-file-utils appstream           # data file validation (tests/test-data-files.sh)
     gettext gettext-base                   # catalogues, po/make-pot.sh, tests/test-po.sh
     groff-base man-db                      # manual page checks (tests/test-man-pages.sh)
+    valgrind                               # agent and ecryptfsd memory checks (tests/test-fault-load.c)
     # fuzz targets (tests/fuzz): clang, libFuzzer and the sanitizer runtimes,
     # llvm-symbolizer for readable reports
     clang libclang-rt-14-dev llvm

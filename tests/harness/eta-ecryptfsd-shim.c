@@ -17,7 +17,10 @@
  *
  * The shim only acts when ETA_SHIM_MISCDEV_FD is set; it removes that
  * variable from the environment so programs ecryptfsd spawns (prompt
- * helpers, D-Bus autolaunch) see an inert shim. No GLib: it is loaded into
+ * helpers, D-Bus autolaunch) see an inert shim. With ETA_SHIM_ONLY_ARGV0
+ * set, it also stays inert in programs whose argv[0] differs: a wrapper
+ * such as valgrind's launcher, which runs first with the same
+ * environment, must leave the variable and the fd to the daemon it runs. No GLib: it is loaded into
  * a process that may load GLib itself later through a key module.
  */
 
@@ -49,10 +52,13 @@ shim_init (void)
 {
   const char *fd_str = getenv ("ETA_SHIM_MISCDEV_FD");
   const char *version = getenv ("ETA_SHIM_VERSION");
+  const char *only = getenv ("ETA_SHIM_ONLY_ARGV0");
   char *end = NULL;
   long fd;
 
   if (fd_str == NULL || *fd_str == '\0')
+    return;
+  if (only != NULL && *only != '\0' && strcmp (program_invocation_name, only) != 0)
     return;
   errno = 0;
   fd = strtol (fd_str, &end, 10);
@@ -64,6 +70,7 @@ shim_init (void)
   /* Children of the daemon must neither inherit nor re-adopt it. */
   fcntl (shim_miscdev_fd, F_SETFD, FD_CLOEXEC);
   unsetenv ("ETA_SHIM_MISCDEV_FD");
+  unsetenv ("ETA_SHIM_ONLY_ARGV0");
 
   if (version != NULL && *version != '\0' && strlen (version) < sizeof shim_version - 2)
     snprintf (shim_version, sizeof shim_version, "%s\n", version);

@@ -42,6 +42,20 @@
 #define START_TIMEOUT_MS 10000
 #define STOP_GRACE_MS 5000
 
+/* One kernel message context (fs/ecryptfs/messaging.c): a request sent
+ * and waiting for its reply, or its outcome not yet collected. */
+typedef struct {
+  gboolean in_use;
+  gboolean done;
+  guint32  seq;
+  gint64   sent_us;
+  gint64   deadline_us;
+  gint64   done_us;
+  guint64  done_order;
+  GBytes  *reply;
+  GError  *error;
+} MsgContext;
+
 struct _EtaKernelPlayer
 {
   pid_t    pid;
@@ -54,6 +68,9 @@ struct _EtaKernelPlayer
   guint32  last_seq;
   guint32  next_index;
   guint    discarded;
+
+  MsgContext contexts[KERNEL_MSG_CTX_COUNT];
+  guint64    done_count;
 
   gchar   *log_dir;
   gchar   *log_path;
@@ -268,7 +285,7 @@ child_run (int                 err_fd,
            int                 misc_fd,
            pid_t               parent,
            const gchar        *module_dir,
-           const gchar        *ecryptfsd,
+           const gchar        *exec_path,
            gchar             **argv,
            gchar             **envp)
 {
@@ -327,7 +344,7 @@ child_run (int                 err_fd,
       goto fail;
     }
 
-  execve (ecryptfsd, argv, envp);
+  execve (exec_path, argv, envp);
   f.step = STEP_EXEC;
 
 fail:
@@ -545,14 +562,25 @@ eta_kernel_player_start (const gchar        *module_dir,
                          const gchar * const *extra_env,
                          GError            **error)
 {
+  return eta_kernel_player_start_wrapped (module_dir, extra_env, NULL, error);
+}
+
+EtaKernelPlayer *
+eta_kernel_player_start_wrapped (const gchar        *module_dir,
+                                 const gchar * const *extra_env,
+                                 const gchar * const *wrapper_argv,
+                                 GError            **error)
+{
   g_autoptr(EtaKernelPlayer) self = NULL;
   g_autofree gchar *shim = NULL;
   g_autofree gchar *fd_str = NULL;
   g_autofree gchar *preload = NULL;
+  g_autofree gchar *wrapper = NULL;
   g_auto(GStrv) envp = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   const gchar *ecryptfsd;
   const gchar *old_preload;
-  gchar *argv[3];
+  const gchar *exec_path;
   int sv[2] = { -1, -1 };
   int err_pipe[2] = { -1, -1 };
   int log_fd = -1, null_fd = -1;
@@ -581,6 +609,17 @@ eta_kernel_player_start (const gchar        *module_dir,
       g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_SETUP,
                    "%s is missing (install ecryptfs-utils)", ecryptfsd);
       return NULL;
+    }
+  if (wrapper_argv != NULL && wrapper_argv[0] != NULL)
+    {
+      /* execve() does not search PATH; the child must not allocate. */
+      wrapper = g_find_program_in_path (wrapper_argv[0]);
+      if (wrapper == NULL)
+        {
+          g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_SETUP,
+                       "Wrapper “%s” for ecryptfsd is not installed", wrapper_argv[0]);
+          return NULL;
+        }
     }
   shim = find_shim (error);
   if (shim == NULL)
@@ -627,6 +666,10 @@ eta_kernel_player_start (const gchar        *module_dir,
   envp = g_environ_setenv (envp, "LD_PRELOAD", preload, TRUE);
   fd_str = g_strdup_printf ("%d", sv[1]);
   envp = g_environ_setenv (envp, "ETA_SHIM_MISCDEV_FD", fd_str, TRUE);
+  /* The wrapper runs with the shim preloaded too; only the daemon may
+   * take the fd. */
+  if (wrapper != NULL)
+    envp = g_environ_setenv (envp, "ETA_SHIM_ONLY_ARGV0", ecryptfsd, TRUE);
   for (gsize i = 0; extra_env != NULL && extra_env[i] != NULL; i++)
     {
       const gchar *eq = strchr (extra_env[i], '=');
@@ -642,9 +685,13 @@ eta_kernel_player_start (const gchar        *module_dir,
       envp = g_environ_setenv (envp, name, eq + 1, TRUE);
     }
 
-  argv[0] = (gchar *) ecryptfsd;
-  argv[1] = (gchar *) "-f";
-  argv[2] = NULL;
+  if (wrapper != NULL)
+    for (gsize i = 0; wrapper_argv[i] != NULL; i++)
+      g_ptr_array_add (argv, (gpointer) (i == 0 ? wrapper : wrapper_argv[i]));
+  g_ptr_array_add (argv, (gpointer) ecryptfsd);
+  g_ptr_array_add (argv, (gpointer) "-f");
+  g_ptr_array_add (argv, NULL);
+  exec_path = wrapper != NULL ? wrapper : ecryptfsd;
 
   {
     pid_t parent = getpid ();
@@ -658,7 +705,7 @@ eta_kernel_player_start (const gchar        *module_dir,
       }
     if (self->pid == 0)
       child_run (err_pipe[1], log_fd, null_fd, sv[1], parent, module_dir,
-                 ecryptfsd, argv, envp);
+                 exec_path, (gchar **) argv->pdata, envp);
   }
 
   close (err_pipe[1]);
@@ -736,6 +783,344 @@ fail:
 
 /* ---- requests --------------------------------------------------------- */
 
+static void
+context_clear (MsgContext *ctx)
+{
+  g_clear_pointer (&ctx->reply, g_bytes_unref);
+  g_clear_error (&ctx->error);
+  memset (ctx, 0, sizeof *ctx);
+}
+
+static void
+context_finish (EtaKernelPlayer *self,
+                MsgContext      *ctx,
+                GBytes          *reply,
+                GError          *error)
+{
+  ctx->done = TRUE;
+  ctx->done_us = g_get_monotonic_time ();
+  ctx->done_order = ++self->done_count;
+  ctx->reply = reply;
+  ctx->error = error;
+}
+
+static guint32
+context_index (EtaKernelPlayer *self,
+               MsgContext      *ctx)
+{
+  return (guint32) (ctx - self->contexts);
+}
+
+/* The context still waiting for the reply with @seq, if any. */
+static MsgContext *
+find_waiting (EtaKernelPlayer *self,
+              guint32          seq)
+{
+  for (guint i = 0; i < KERNEL_MSG_CTX_COUNT; i++)
+    if (self->contexts[i].in_use && !self->contexts[i].done && self->contexts[i].seq == seq)
+      return &self->contexts[i];
+  return NULL;
+}
+
+static void
+set_timed_out_error (GError    **error,
+                     guint32     seq,
+                     guint32     index)
+{
+  g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_TIMED_OUT,
+               "Request seq %u index %u: No reply from ecryptfsd in time", seq, index);
+}
+
+/* Sends a REQUEST in a free context; the kernel numbers requests from a
+ * global counter and uses the index of a free message context. */
+static MsgContext *
+submit (EtaKernelPlayer *self,
+        GBytes          *payload,
+        guint            timeout_ms,
+        GError         **error)
+{
+  g_autoptr(GBytes) frame = NULL;
+  MsgContext *ctx = NULL;
+  gsize payload_len;
+  const guint8 *payload_data;
+  guint32 seq, index = 0;
+
+  if (timeout_ms == 0)
+    timeout_ms = ETA_KERNEL_PLAYER_DEFAULT_TIMEOUT_MS;
+
+  for (guint i = 0; i < KERNEL_MSG_CTX_COUNT; i++)
+    {
+      index = (self->next_index + i) % KERNEL_MSG_CTX_COUNT;
+      if (!self->contexts[index].in_use)
+        {
+          ctx = &self->contexts[index];
+          break;
+        }
+    }
+  if (ctx == NULL)
+    {
+      g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_NO_CONTEXT,
+                   "The eCryptfs free context list is empty (%d requests wait)",
+                   KERNEL_MSG_CTX_COUNT);
+      return NULL;
+    }
+  seq = ++self->last_seq;
+  self->next_index = (index + 1) % KERNEL_MSG_CTX_COUNT;
+
+  payload_data = g_bytes_get_data (payload, &payload_len);
+  frame = eta_ecryptfs_frame_encode (ETA_ECRYPTFS_MSG_REQUEST, seq, index,
+                                     payload_data, payload_len, error);
+  if (frame == NULL)
+    return NULL;
+  ctx->sent_us = g_get_monotonic_time ();
+  if (!send_bytes (self, frame, error))
+    return NULL;
+
+  ctx->in_use = TRUE;
+  ctx->seq = seq;
+  ctx->deadline_us = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  return ctx;
+}
+
+/* Reads one frame, waiting until @deadline_us at most, and gives it to the
+ * context waiting for it: its reply, or the reason the kernel would refuse
+ * it. Frames no context waits for are dropped. FALSE (TIMED_OUT when
+ * nothing came, or why the device is gone) when no frame was read. */
+static gboolean
+receive_one (EtaKernelPlayer *self,
+             gint64           deadline_us,
+             GError         **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  guint8 buf[ETA_ECRYPTFS_DAEMON_READ_SIZE * 2];
+  EtaEcryptfsFrame f;
+  MsgContext *ctx;
+  gsize len = 0;
+  guint32 seq_be, seq, index;
+
+  if (!recv_frame (self, deadline_us, buf, sizeof buf, &len, error))
+    return FALSE;
+
+  if (len < ETA_ECRYPTFS_BARE_FRAME_SIZE)
+    {
+      /* The kernel's write() refuses it; nothing can be matched. */
+      self->discarded++;
+      g_debug ("Dropping a %" G_GSIZE_FORMAT "-byte frame", len);
+      return TRUE;
+    }
+  memcpy (&seq_be, buf + 1, 4);
+  seq = GUINT32_FROM_BE (seq_be);
+  ctx = buf[0] == ETA_ECRYPTFS_MSG_RESPONSE ? find_waiting (self, seq) : NULL;
+  if (ctx == NULL)
+    {
+      /* A late reply to an expired request: the kernel rejects the
+       * write (the context is no longer pending) and it is lost. */
+      self->discarded++;
+      g_debug ("Dropping frame type %u seq %u: no request waits for it",
+               (guint) buf[0], seq);
+      return TRUE;
+    }
+  index = context_index (self, ctx);
+
+  if (len > sizeof buf || len > ETA_ECRYPTFS_MAX_DAEMON_FRAME_SIZE ||
+      (len != ETA_ECRYPTFS_BARE_FRAME_SIZE && len < 6))
+    {
+      context_finish (self, ctx, NULL,
+                      g_error_new (ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_PROTOCOL,
+                                   "Reply frame of %" G_GSIZE_FORMAT " bytes is outside what the kernel accepts (5, or 6..%d)",
+                                   len, ETA_ECRYPTFS_MAX_DAEMON_FRAME_SIZE));
+      return TRUE;
+    }
+  if (!eta_ecryptfs_frame_decode (buf, len, &f, &local_error))
+    {
+      context_finish (self, ctx, NULL,
+                      g_error_new (ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_PROTOCOL,
+                                   "Malformed reply frame: %s", local_error->message));
+      return TRUE;
+    }
+  if (!f.has_message)
+    {
+      context_finish (self, ctx, NULL,
+                      g_error_new (ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_PROTOCOL,
+                                   "RESPONSE frame without a message"));
+      return TRUE;
+    }
+  if (f.index != index)
+    {
+      context_finish (self, ctx, NULL,
+                      g_error_new (ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_PROTOCOL,
+                                   "Reply for seq %u carries index %u, expected %u",
+                                   seq, f.index, index));
+      return TRUE;
+    }
+  context_finish (self, ctx, g_bytes_new (f.data, f.data_len), NULL);
+  return TRUE;
+}
+
+/* The device is gone or broken: every request still waiting ends with
+ * @error. */
+static void
+finish_all_waiting (EtaKernelPlayer *self,
+                    const GError    *error)
+{
+  /* In seq order, the order the daemon would have answered them. */
+  for (;;)
+    {
+      MsgContext *oldest = NULL;
+
+      for (guint i = 0; i < KERNEL_MSG_CTX_COUNT; i++)
+        {
+          MsgContext *ctx = &self->contexts[i];
+
+          if (ctx->in_use && !ctx->done && (oldest == NULL || ctx->seq < oldest->seq))
+            oldest = ctx;
+        }
+      if (oldest == NULL)
+        return;
+      context_finish (self, oldest, NULL, g_error_copy (error));
+    }
+}
+
+static EtaKernelPlayerResult *
+take_result (EtaKernelPlayer *self,
+             MsgContext      *ctx)
+{
+  EtaKernelPlayerResult *result = g_new0 (EtaKernelPlayerResult, 1);
+
+  result->seq = ctx->seq;
+  result->index = context_index (self, ctx);
+  result->reply = g_steal_pointer (&ctx->reply);
+  result->error = g_steal_pointer (&ctx->error);
+  result->sent_us = ctx->sent_us;
+  result->done_us = ctx->done_us;
+  context_clear (ctx);
+  return result;
+}
+
+void
+eta_kernel_player_result_free (EtaKernelPlayerResult *result)
+{
+  if (result == NULL)
+    return;
+  g_clear_pointer (&result->reply, g_bytes_unref);
+  g_clear_error (&result->error);
+  g_free (result);
+}
+
+gboolean
+eta_kernel_player_submit (EtaKernelPlayer *self,
+                          GBytes          *payload,
+                          guint            timeout_ms,
+                          guint32         *seq_out,
+                          GError         **error)
+{
+  MsgContext *ctx;
+
+  g_return_val_if_fail (self != NULL, FALSE);
+  g_return_val_if_fail (payload != NULL, FALSE);
+
+  ctx = submit (self, payload, timeout_ms, error);
+  if (ctx == NULL)
+    return FALSE;
+  if (seq_out != NULL)
+    *seq_out = ctx->seq;
+  return TRUE;
+}
+
+gboolean
+eta_kernel_player_submit_unwrap (EtaKernelPlayer *self,
+                                 const gchar     *sig,
+                                 const guint8    *wrapped,
+                                 gsize            wrapped_len,
+                                 guint            timeout_ms,
+                                 guint32         *seq_out,
+                                 GError         **error)
+{
+  g_autoptr(GBytes) payload = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  g_return_val_if_fail (self != NULL, FALSE);
+
+  payload = eta_ecryptfs_build_tag64 (sig, wrapped, wrapped_len, &local_error);
+  if (payload == NULL)
+    {
+      g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_SETUP,
+                   "%s", local_error->message);
+      return FALSE;
+    }
+  return eta_kernel_player_submit (self, payload, timeout_ms, seq_out, error);
+}
+
+EtaKernelPlayerResult *
+eta_kernel_player_collect (EtaKernelPlayer *self,
+                           guint            wait_ms)
+{
+  gint64 wait_until;
+
+  g_return_val_if_fail (self != NULL, NULL);
+
+  wait_until = g_get_monotonic_time () + (gint64) wait_ms * 1000;
+  for (;;)
+    {
+      g_autoptr(GError) local_error = NULL;
+      MsgContext *first_done = NULL;
+      MsgContext *first_deadline = NULL;
+      gint64 now;
+
+      for (guint i = 0; i < KERNEL_MSG_CTX_COUNT; i++)
+        {
+          MsgContext *ctx = &self->contexts[i];
+
+          if (!ctx->in_use)
+            continue;
+          if (ctx->done)
+            {
+              if (first_done == NULL || ctx->done_order < first_done->done_order)
+                first_done = ctx;
+            }
+          else if (first_deadline == NULL || ctx->deadline_us < first_deadline->deadline_us)
+            first_deadline = ctx;
+        }
+      if (first_done != NULL)
+        return take_result (self, first_done);
+      if (first_deadline == NULL)
+        return NULL;
+
+      now = g_get_monotonic_time ();
+      if (first_deadline->deadline_us <= now)
+        {
+          GError *timed_out = NULL;
+
+          set_timed_out_error (&timed_out, first_deadline->seq,
+                               context_index (self, first_deadline));
+          context_finish (self, first_deadline, NULL, timed_out);
+          continue;
+        }
+      if (now >= wait_until)
+        return NULL;
+      if (!receive_one (self, MIN (first_deadline->deadline_us, wait_until), &local_error))
+        {
+          if (g_error_matches (local_error, ETA_KERNEL_PLAYER_ERROR,
+                               ETA_KERNEL_PLAYER_ERROR_TIMED_OUT))
+            continue;
+          /* The daemon exited, or the socket broke: nothing more will come. */
+          finish_all_waiting (self, local_error);
+        }
+    }
+}
+
+guint
+eta_kernel_player_get_outstanding_count (EtaKernelPlayer *self)
+{
+  guint count = 0;
+
+  g_return_val_if_fail (self != NULL, 0);
+  for (guint i = 0; i < KERNEL_MSG_CTX_COUNT; i++)
+    if (self->contexts[i].in_use)
+      count++;
+  return count;
+}
+
 gboolean
 eta_kernel_player_request (EtaKernelPlayer *self,
                            GBytes          *payload,
@@ -743,100 +1128,46 @@ eta_kernel_player_request (EtaKernelPlayer *self,
                            GBytes         **reply_out,
                            GError         **error)
 {
-  g_autoptr(GBytes) frame = NULL;
-  guint8 buf[ETA_ECRYPTFS_DAEMON_READ_SIZE * 2];
-  gsize payload_len;
-  const guint8 *payload_data;
-  guint32 seq, index;
-  gint64 deadline;
+  g_autoptr(EtaKernelPlayerResult) result = NULL;
+  MsgContext *ctx;
 
   g_return_val_if_fail (self != NULL, FALSE);
   g_return_val_if_fail (payload != NULL, FALSE);
 
-  if (timeout_ms == 0)
-    timeout_ms = ETA_KERNEL_PLAYER_DEFAULT_TIMEOUT_MS;
-
-  /* The kernel numbers requests from a global counter and uses the index
-   * of a free message context. */
-  seq = ++self->last_seq;
-  index = self->next_index;
-  self->next_index = (self->next_index + 1) % KERNEL_MSG_CTX_COUNT;
-
-  payload_data = g_bytes_get_data (payload, &payload_len);
-  frame = eta_ecryptfs_frame_encode (ETA_ECRYPTFS_MSG_REQUEST, seq, index,
-                                     payload_data, payload_len, error);
-  if (frame == NULL)
-    return FALSE;
-  if (!send_bytes (self, frame, error))
+  ctx = submit (self, payload, timeout_ms, error);
+  if (ctx == NULL)
     return FALSE;
 
-  deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
-  for (;;)
+  /* Replies to other submitted requests read meanwhile stay in their
+   * contexts for collect(). */
+  while (!ctx->done)
     {
       g_autoptr(GError) local_error = NULL;
-      EtaEcryptfsFrame f;
-      gsize len = 0;
 
-      if (!recv_frame (self, deadline, buf, sizeof buf, &len, error))
+      if (!receive_one (self, ctx->deadline_us, &local_error))
         {
-          if (error != NULL && *error != NULL &&
-              g_error_matches (*error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_TIMED_OUT))
-            g_prefix_error (error, "Request seq %u index %u: ", seq, index);
-          return FALSE;
-        }
+          if (g_error_matches (local_error, ETA_KERNEL_PLAYER_ERROR,
+                               ETA_KERNEL_PLAYER_ERROR_TIMED_OUT))
+            {
+              GError *timed_out = NULL;
 
-      if (len < ETA_ECRYPTFS_BARE_FRAME_SIZE)
-        {
-          /* The kernel's write() refuses it; nothing can be matched. */
-          self->discarded++;
-          g_debug ("Dropping a %" G_GSIZE_FORMAT "-byte frame", len);
-          continue;
+              set_timed_out_error (&timed_out, ctx->seq, context_index (self, ctx));
+              context_finish (self, ctx, NULL, timed_out);
+            }
+          else
+            finish_all_waiting (self, local_error);
         }
-      {
-        guint32 seq_be;
-        memcpy (&seq_be, buf + 1, 4);
-        if (buf[0] != ETA_ECRYPTFS_MSG_RESPONSE || GUINT32_FROM_BE (seq_be) != seq)
-          {
-            /* A late reply to an expired request: the kernel rejects the
-             * write (the context is no longer pending) and it is lost. */
-            self->discarded++;
-            g_debug ("Dropping frame type %u seq %u while waiting for seq %u",
-                     (guint) buf[0], GUINT32_FROM_BE (seq_be), seq);
-            continue;
-          }
-      }
-
-      if (len > sizeof buf || len > ETA_ECRYPTFS_MAX_DAEMON_FRAME_SIZE ||
-          (len != ETA_ECRYPTFS_BARE_FRAME_SIZE && len < 6))
-        {
-          g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_PROTOCOL,
-                       "Reply frame of %" G_GSIZE_FORMAT " bytes is outside what the kernel accepts (5, or 6..%d)",
-                       len, ETA_ECRYPTFS_MAX_DAEMON_FRAME_SIZE);
-          return FALSE;
-        }
-      if (!eta_ecryptfs_frame_decode (buf, len, &f, &local_error))
-        {
-          g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_PROTOCOL,
-                       "Malformed reply frame: %s", local_error->message);
-          return FALSE;
-        }
-      if (!f.has_message)
-        {
-          g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_PROTOCOL,
-                       "RESPONSE frame without a message");
-          return FALSE;
-        }
-      if (f.index != index)
-        {
-          g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_PROTOCOL,
-                       "Reply for seq %u carries index %u, expected %u", seq, f.index, index);
-          return FALSE;
-        }
-
-      if (reply_out != NULL)
-        *reply_out = g_bytes_new (f.data, f.data_len);
-      return TRUE;
     }
+
+  result = take_result (self, ctx);
+  if (result->error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&result->error));
+      return FALSE;
+    }
+  if (reply_out != NULL)
+    *reply_out = g_steal_pointer (&result->reply);
+  return TRUE;
 }
 
 static void
@@ -850,6 +1181,32 @@ set_reply_error (GError  **error,
   else
     g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_PROTOCOL,
                  "Reply the kernel would refuse: %s", packet_error->message);
+}
+
+gboolean
+eta_kernel_player_result_get_unwrap (const EtaKernelPlayerResult *result,
+                                     guint8                      *cipher_code_out,
+                                     GBytes                     **fek_out,
+                                     GError                     **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  const guint8 *data;
+  gsize len;
+
+  g_return_val_if_fail (result != NULL, FALSE);
+
+  if (result->error != NULL)
+    {
+      g_propagate_error (error, g_error_copy (result->error));
+      return FALSE;
+    }
+  data = g_bytes_get_data (result->reply, &len);
+  if (!eta_ecryptfs_parse_tag65 (data, len, cipher_code_out, fek_out, &local_error))
+    {
+      set_reply_error (error, local_error);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 gboolean
@@ -1009,6 +1366,30 @@ eta_kernel_player_get_log (EtaKernelPlayer *self)
   return self->log_text != NULL ? self->log_text : "";
 }
 
+gboolean
+eta_kernel_player_terminate (EtaKernelPlayer *self,
+                             guint            timeout_ms,
+                             gint            *wait_status_out,
+                             GError         **error)
+{
+  g_return_val_if_fail (self != NULL, FALSE);
+
+  if (self->pid > 0 && !reap (self, FALSE))
+    {
+      /* As stop(): only between requests (see wait_until_idle()). */
+      wait_until_idle (self, MIN (timeout_ms, STOP_GRACE_MS), NULL);
+      kill (self->pid, SIGTERM);
+    }
+  if (!eta_kernel_player_wait_exit (self, timeout_ms, wait_status_out))
+    {
+      g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_TIMED_OUT,
+                   "ecryptfsd (pid %d) did not exit within %u ms of SIGTERM",
+                   (int) self->pid, timeout_ms);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 void
 eta_kernel_player_stop (EtaKernelPlayer *self)
 {
@@ -1043,5 +1424,7 @@ eta_kernel_player_stop (EtaKernelPlayer *self)
   g_free (self->log_dir);
   g_free (self->daemon_sock_link);
   g_free (self->log_text);
+  for (guint i = 0; i < KERNEL_MSG_CTX_COUNT; i++)
+    context_clear (&self->contexts[i]);
   g_free (self);
 }

@@ -24,6 +24,7 @@ typedef enum {
   ETA_KERNEL_PLAYER_ERROR_PROTOCOL,      /* reply the kernel would refuse */
   ETA_KERNEL_PLAYER_ERROR_DAEMON_EXITED, /* daemon died or closed the device */
   ETA_KERNEL_PLAYER_ERROR_SETUP,         /* could not start the daemon */
+  ETA_KERNEL_PLAYER_ERROR_NO_CONTEXT,    /* all 32 message contexts are waiting */
 } EtaKernelPlayerError;
 
 typedef struct _EtaKernelPlayer EtaKernelPlayer;
@@ -46,6 +47,15 @@ void             eta_kernel_player_remove_module_dir (const gchar *module_dir);
  * arrived. Needs root (mount namespace, bind mount). */
 EtaKernelPlayer *eta_kernel_player_start            (const gchar        *module_dir,
                                                      const gchar * const *extra_env,
+                                                     GError            **error);
+
+/* As eta_kernel_player_start(), with @wrapper_argv (NULL-terminated; NULL
+ * or empty for none) in front of the daemon's command line, e.g. valgrind
+ * and its options. The wrapper must run the daemon in its own process (as
+ * valgrind does), so that the pid it gets is the daemon's. */
+EtaKernelPlayer *eta_kernel_player_start_wrapped    (const gchar        *module_dir,
+                                                     const gchar * const *extra_env,
+                                                     const gchar * const *wrapper_argv,
                                                      GError            **error);
 
 /* Tag 66 → tag 67: asks the daemon to wrap @fek (cipher code, FEK and
@@ -77,6 +87,58 @@ gboolean         eta_kernel_player_request          (EtaKernelPlayer *self,
                                                      guint            timeout_ms,
                                                      GBytes         **reply_out,
                                                      GError         **error);
+/* Several requests at once, as the kernel queues them when several
+ * processes open files: each gets a free message context (index 0..31) and
+ * a fresh seq, and waits in the daemon's queue behind the others; the
+ * daemon still answers one at a time. The blocking calls above may be used
+ * meanwhile: they keep the outcomes of other requests for collect(). */
+
+/* The outcome of one submitted request. */
+typedef struct {
+  guint32  seq;
+  guint32  index;
+  GBytes  *reply;    /* the RESPONSE payload, unchecked; NULL when @error is set */
+  GError  *error;    /* TIMED_OUT, PROTOCOL or DAEMON_EXITED; NULL with a reply */
+  gint64   sent_us;  /* monotonic time the REQUEST frame was sent */
+  gint64   done_us;  /* monotonic time the reply was read or the wait ended */
+} EtaKernelPlayerResult;
+
+void             eta_kernel_player_result_free      (EtaKernelPlayerResult *result);
+
+/* Sends @payload in a REQUEST frame and returns at once with its seq in
+ * @seq_out (may be NULL). @timeout_ms (0: 3000) counts from now, as the
+ * kernel's wait does. NO_CONTEXT when 32 requests already wait, as the
+ * kernel fails an open then. */
+gboolean         eta_kernel_player_submit           (EtaKernelPlayer *self,
+                                                     GBytes          *payload,
+                                                     guint            timeout_ms,
+                                                     guint32         *seq_out,
+                                                     GError         **error);
+/* Submits a tag 64 request for @wrapped and @sig. */
+gboolean         eta_kernel_player_submit_unwrap    (EtaKernelPlayer *self,
+                                                     const gchar     *sig,
+                                                     const guint8    *wrapped,
+                                                     gsize            wrapped_len,
+                                                     guint            timeout_ms,
+                                                     guint32         *seq_out,
+                                                     GError         **error);
+/* Waits up to @wait_ms for a submitted request to end: a matching reply,
+ * its own deadline passing (TIMED_OUT; a reply coming later is dropped),
+ * or the daemon going away (DAEMON_EXITED, for each request left). Outcomes
+ * come out in the order they happened. NULL when none ended within @wait_ms
+ * or nothing is outstanding. */
+EtaKernelPlayerResult *eta_kernel_player_collect    (EtaKernelPlayer *self,
+                                                     guint            wait_ms);
+/* Requests submitted whose outcome collect() has not returned yet. */
+guint            eta_kernel_player_get_outstanding_count (EtaKernelPlayer *self);
+/* Checks @result as eta_kernel_player_unwrap() checks its reply:
+ * FAILURE_REPLY for 41 ff, PROTOCOL for a reply the kernel would refuse,
+ * the request's own error otherwise. */
+gboolean         eta_kernel_player_result_get_unwrap (const EtaKernelPlayerResult *result,
+                                                      guint8                *cipher_code_out,
+                                                      GBytes               **fek_out,
+                                                      GError               **error);
+
 /* Sends the bare 5-byte REQUEST frame the kernel delivers for a request
  * that expired before the daemon read it (ecryptfsd counts it as a receive
  * error; 9 in a row end the daemon). */
@@ -105,9 +167,19 @@ gboolean         eta_kernel_player_wait_exit        (EtaKernelPlayer *self,
  * Owned by @self, valid until the next call or stop. */
 const gchar     *eta_kernel_player_get_log          (EtaKernelPlayer *self);
 
+/* SIGTERM once the daemon is between requests, then waits up to
+ * @timeout_ms for it to exit and gives its waitpid() status (the daemon's
+ * own, or a wrapper's such as valgrind's exit code). TIMED_OUT if it is
+ * still running; stop() then kills it. */
+gboolean         eta_kernel_player_terminate        (EtaKernelPlayer *self,
+                                                     guint            timeout_ms,
+                                                     gint            *wait_status_out,
+                                                     GError         **error);
+
 /* SIGTERM (SIGKILL after 5 s), reap, free. NULL-safe. */
 void             eta_kernel_player_stop             (EtaKernelPlayer *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EtaKernelPlayer, eta_kernel_player_stop)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EtaKernelPlayerResult, eta_kernel_player_result_free)
 
 G_END_DECLS

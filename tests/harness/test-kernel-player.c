@@ -16,6 +16,7 @@
 #include "eta-kernel-player.h"
 
 #include <glib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -823,6 +824,238 @@ test_player_late_reply (PlayerFixture *fx,
   g_assert_true (eta_kernel_player_is_alive (fx->player));
 }
 
+/* Several requests outstanding at once, as the kernel queues them for
+ * several openers: the single-threaded daemon answers them in order, each
+ * reply goes to its own request, a request whose wait runs out while it
+ * queues ends TIMED_OUT without taking another's reply, a blocking request
+ * in between leaves the others' replies for collect(), and the 33rd
+ * request finds no free message context. */
+static void
+test_player_pipelined (PlayerFixture *fx,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *slow = NULL;
+  g_autofree gchar *fast = NULL;
+  GBytes *wrapped[6];
+  guint8 feks[6][16];
+  guint32 seqs[6];
+  guint32 short_seq = 0;
+  guint32 done_seq[7];
+  guint n_done = 0;
+  gint64 previous_done = 0;
+
+  (void) data;
+  if (!can_run_daemon ())
+    return;
+  slow = add_mock_key (fx->sigs, "150", "0");
+  fast = add_mock_key (fx->sigs, "0", "0");
+  player_fixture_start (fx, ETA_HARNESS_MOCK_KEYMOD);
+
+  for (guint i = 0; i < G_N_ELEMENTS (wrapped); i++)
+    {
+      memset (feks[i], (int) (0x10 + i), sizeof feks[i]);
+      /* The mock's XOR has no key: wrapped fast, unwrapped slowly. */
+      g_assert_true (eta_kernel_player_wrap (fx->player, fast, 0x07, feks[i], sizeof feks[i],
+                                             5000, &wrapped[i], &error));
+      g_assert_no_error (error);
+    }
+
+  /* Six queued at once, then one whose 200 ms run out behind them. */
+  for (guint i = 0; i < G_N_ELEMENTS (wrapped); i++)
+    {
+      g_assert_true (eta_kernel_player_submit_unwrap (fx->player, slow,
+                                                      g_bytes_get_data (wrapped[i], NULL),
+                                                      g_bytes_get_size (wrapped[i]), 5000,
+                                                      &seqs[i], &error));
+      g_assert_no_error (error);
+    }
+  g_assert_true (eta_kernel_player_submit_unwrap (fx->player, slow,
+                                                  g_bytes_get_data (wrapped[0], NULL),
+                                                  g_bytes_get_size (wrapped[0]), 200,
+                                                  &short_seq, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (eta_kernel_player_get_outstanding_count (fx->player), ==, 7);
+
+  for (;;)
+    {
+      g_autoptr(EtaKernelPlayerResult) result = eta_kernel_player_collect (fx->player, 10000);
+      g_autoptr(GBytes) fek = NULL;
+      guint8 code = 0;
+      guint i;
+
+      if (result == NULL)
+        break;
+      g_assert_cmpuint (n_done, <, G_N_ELEMENTS (done_seq));
+      done_seq[n_done++] = result->seq;
+      if (result->seq == short_seq)
+        {
+          g_assert_error (result->error, ETA_KERNEL_PLAYER_ERROR,
+                          ETA_KERNEL_PLAYER_ERROR_TIMED_OUT);
+          g_assert_null (result->reply);
+          /* At its own deadline, not when the queue ahead of it ended. */
+          g_assert_cmpint (result->done_us - result->sent_us, >=, 200 * 1000);
+          g_assert_cmpint (result->done_us - result->sent_us, <, 600 * 1000);
+          continue;
+        }
+      for (i = 0; i < G_N_ELEMENTS (seqs) && seqs[i] != result->seq; i++)
+        ;
+      g_assert_cmpuint (i, <, G_N_ELEMENTS (seqs));
+      g_assert_true (eta_kernel_player_result_get_unwrap (result, &code, &fek, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (code, ==, 0x07);
+      assert_bytes (fek, feks[i], sizeof feks[i]);
+      /* One at a time: each reply waited for the one before. */
+      if (previous_done != 0)
+        g_assert_cmpint (result->done_us - previous_done, >=, 100 * 1000);
+      previous_done = result->done_us;
+    }
+  g_assert_cmpuint (n_done, ==, 7);
+  /* The others in the order they were sent. */
+  for (guint i = 0, j = 0; i < n_done; i++)
+    if (done_seq[i] != short_seq)
+      g_assert_cmpuint (done_seq[i], ==, seqs[j++]);
+  g_assert_cmpuint (eta_kernel_player_get_outstanding_count (fx->player), ==, 0);
+
+  /* The daemon answers the expired request as well: that late reply is
+   * dropped. */
+  g_assert_true (eta_kernel_player_wait_idle (fx->player, 5000, &error));
+  g_assert_no_error (error);
+
+  /* A blocking call among outstanding requests. */
+  {
+    g_autoptr(GBytes) fek = NULL;
+    g_autoptr(EtaKernelPlayerResult) result = NULL;
+    guint32 seq = 0;
+    guint8 code = 0;
+
+    g_assert_true (eta_kernel_player_submit_unwrap (fx->player, slow,
+                                                    g_bytes_get_data (wrapped[1], NULL),
+                                                    g_bytes_get_size (wrapped[1]), 5000,
+                                                    &seq, &error));
+    g_assert_no_error (error);
+    g_assert_true (eta_kernel_player_unwrap (fx->player, slow, g_bytes_get_data (wrapped[2], NULL),
+                                             g_bytes_get_size (wrapped[2]), 5000, &code, &fek,
+                                             &error));
+    g_assert_no_error (error);
+    assert_bytes (fek, feks[2], sizeof feks[2]);
+    g_clear_pointer (&fek, g_bytes_unref);
+    result = eta_kernel_player_collect (fx->player, 0);
+    g_assert_nonnull (result);
+    g_assert_cmpuint (result->seq, ==, seq);
+    g_assert_true (eta_kernel_player_result_get_unwrap (result, &code, &fek, &error));
+    g_assert_no_error (error);
+    assert_bytes (fek, feks[1], sizeof feks[1]);
+  }
+  g_assert_cmpuint (eta_kernel_player_get_discarded_count (fx->player), ==, 1);
+
+  /* 32 contexts, as the kernel's default ecryptfs_message_buf_len. */
+  for (guint i = 0; i < 32; i++)
+    {
+      g_assert_true (eta_kernel_player_submit_unwrap (fx->player, fast,
+                                                      g_bytes_get_data (wrapped[0], NULL),
+                                                      g_bytes_get_size (wrapped[0]), 5000,
+                                                      NULL, &error));
+      g_assert_no_error (error);
+    }
+  g_assert_false (eta_kernel_player_submit_unwrap (fx->player, fast,
+                                                   g_bytes_get_data (wrapped[0], NULL),
+                                                   g_bytes_get_size (wrapped[0]), 5000,
+                                                   NULL, &error));
+  g_assert_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_NO_CONTEXT);
+  g_clear_error (&error);
+  for (guint i = 0; i < 32; i++)
+    {
+      g_autoptr(EtaKernelPlayerResult) result = eta_kernel_player_collect (fx->player, 5000);
+      g_autoptr(GBytes) fek = NULL;
+
+      g_assert_nonnull (result);
+      g_assert_true (eta_kernel_player_result_get_unwrap (result, NULL, &fek, &error));
+      g_assert_no_error (error);
+      assert_bytes (fek, feks[0], sizeof feks[0]);
+    }
+  g_assert_null (eta_kernel_player_collect (fx->player, 0));
+  g_assert_true (eta_kernel_player_is_alive (fx->player));
+  for (guint i = 0; i < G_N_ELEMENTS (wrapped); i++)
+    g_bytes_unref (wrapped[i]);
+}
+
+/* The daemon dying ends every outstanding request with DAEMON_EXITED. */
+static void
+test_player_pipelined_exit (PlayerFixture *fx,
+                            gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *slow = NULL;
+  const guint8 wrapped[40] = { 1 };
+  guint ended = 0;
+
+  (void) data;
+  if (!can_run_daemon ())
+    return;
+  slow = add_mock_key (fx->sigs, "300", "0");
+  player_fixture_start (fx, ETA_HARNESS_MOCK_KEYMOD);
+
+  for (guint i = 0; i < 4; i++)
+    {
+      g_assert_true (eta_kernel_player_submit_unwrap (fx->player, slow, wrapped, sizeof wrapped,
+                                                      5000, NULL, &error));
+      g_assert_no_error (error);
+    }
+  kill (eta_kernel_player_get_pid (fx->player), SIGKILL);
+  for (;;)
+    {
+      g_autoptr(EtaKernelPlayerResult) result = eta_kernel_player_collect (fx->player, 5000);
+
+      if (result == NULL)
+        break;
+      g_assert_error (result->error, ETA_KERNEL_PLAYER_ERROR,
+                      ETA_KERNEL_PLAYER_ERROR_DAEMON_EXITED);
+      ended++;
+    }
+  g_assert_cmpuint (ended, ==, 4);
+  g_assert_false (eta_kernel_player_is_alive (fx->player));
+}
+
+/* A wrapper in front of the daemon (env here, valgrind in the key-module
+ * tests) runs with the shim preloaded too and must leave the miscdev fd
+ * to the daemon; terminate() gives the daemon's own exit status. */
+static void
+test_player_wrapped (PlayerFixture *fx,
+                     gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree gchar *sig = NULL;
+  const gchar *wrapper[] = { "env", "ETA_HARNESS_WRAPPED=1", NULL };
+  gint status = -1;
+
+  (void) data;
+  if (!can_run_daemon ())
+    return;
+  sig = add_mock_key (fx->sigs, "0", "0");
+  fx->module_dir = eta_kernel_player_make_module_dir (ETA_HARNESS_MOCK_KEYMOD, &error);
+  g_assert_no_error (error);
+  fx->player = eta_kernel_player_start_wrapped (fx->module_dir, NULL, wrapper, &error);
+  g_assert_no_error (error);
+
+  roundtrip_once (fx->player, sig, 0x07, 16, 4 + 19);
+  /* ecryptfsd exit()s from its SIGTERM handler. */
+  g_assert_true (eta_kernel_player_terminate (fx->player, 5000, &status, &error));
+  g_assert_no_error (error);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  g_assert_false (eta_kernel_player_is_alive (fx->player));
+
+  /* A wrapper that is not installed is a set-up error, not a hang. */
+  {
+    const gchar *missing[] = { "eta-no-such-wrapper", NULL };
+    g_autoptr(EtaKernelPlayer) none = eta_kernel_player_start_wrapped (fx->module_dir, NULL,
+                                                                       missing, &error);
+    g_assert_null (none);
+    g_assert_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_SETUP);
+  }
+}
+
 static void
 test_player_bad_unwrap (PlayerFixture *fx,
                         gconstpointer  data)
@@ -905,6 +1138,9 @@ main (int    argc,
   ADD_PLAYER_TEST ("player/mock-roundtrip", test_player_mock_roundtrip);
   ADD_PLAYER_TEST ("player/late-reply", test_player_late_reply);
   ADD_PLAYER_TEST ("player/bad-unwrap", test_player_bad_unwrap);
+  ADD_PLAYER_TEST ("player/pipelined", test_player_pipelined);
+  ADD_PLAYER_TEST ("player/pipelined-exit", test_player_pipelined_exit);
+  ADD_PLAYER_TEST ("player/wrapped", test_player_wrapped);
   ADD_PLAYER_TEST ("cli/roundtrip", test_cli_roundtrip);
 
   return g_test_run ();
