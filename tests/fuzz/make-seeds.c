@@ -18,6 +18,7 @@
 #include <glib/gstdio.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -25,6 +26,7 @@
 #include "eta-key-id.h"
 #include "eta-names.h"
 #include "eta-public-key-file.h"
+#include "eta-epoch-packet.h"
 #include "eta-seal.h"
 #include "eta-unwrap-arguments.h"
 
@@ -255,6 +257,34 @@ write_record (const gchar *name, const EtaPublicKeyRecord *record)
   g_rmdir (dir);
 }
 
+/* An epoch key and packets sealed under it, as the key module writes them
+ * (RSA(K) here is random bytes of a 2048- and a 3072-bit modulus's size). */
+static void
+write_epoch_packets (void)
+{
+  static const gsize rsa_sizes[] = { 256, 384 };
+  static const gsize payload_sizes[] = { 19, 35 };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (rsa_sizes); i++)
+    {
+      guint8 seed[ETA_EPOCH_KEY_LEN + ETA_EPOCH_MAX_PACKET];
+      guint8 rsa[384], payload[35];
+      g_autofree gchar *name = g_strdup_printf ("rsa%zu-aes%zu",
+                                                rsa_sizes[i] * 8, (payload_sizes[i] - 3) * 8);
+      gsize len;
+
+      if (RAND_bytes (seed, ETA_EPOCH_KEY_LEN) != 1 || RAND_bytes (rsa, sizeof rsa) != 1
+          || RAND_bytes (payload, sizeof payload) != 1)
+        die ("no random bytes");
+      len = eta_epoch_packet_write (seed + ETA_EPOCH_KEY_LEN,
+                                    i == 0 ? ETA_PADDING_OAEP : ETA_PADDING_PKCS1, rsa,
+                                    rsa_sizes[i], seed, payload, payload_sizes[i]);
+      if (len == 0)
+        die ("cannot write an epoch packet");
+      write_seed ("epoch-packet", name, seed, ETA_EPOCH_KEY_LEN + len);
+    }
+}
+
 static void
 write_sealed_reply (void)
 {
@@ -406,6 +436,7 @@ main (int argc, char **argv)
   write_record ("rsa2048-oaep", record_2048);
   write_record ("rsa1024-pkcs1", record_1024);
   write_sealed_reply ();
+  write_epoch_packets ();
   write_unwrap_arguments (record_2048);
   if (eta_key_sig_from_spki (g_bytes_get_data (record_2048->spki, NULL),
                              g_bytes_get_size (record_2048->spki), sig) != 0)
