@@ -14,9 +14,11 @@
 #include <pkcs11-helper-1.0/pkcs11h-token.h>
 
 #include "eta-agent-error.h"
+#include "eta-epoch-cache.h"
 #include "eta-mount-table.h"
 #include "eta-pin-store.h"
 #include "eta-prompt-handoff.h"
+#include "eta-token-session.h"
 
 /* pkcs11-helper's own retry loop: the person gets this many tries per unwrap. */
 #define MAX_LOGIN_TRIES 3
@@ -43,6 +45,15 @@ typedef struct
   /* One operation at a time per token: pkcs11-helper shares one session per
    * token between keys, and its session lock cannot cover the login. */
   GMutex operation_lock;
+  /* The agent's own sessions (eta-token-session.h), opened on first use:
+   * decrypts in one, under operation_lock; a cached epoch key's "still
+   * logged in?" look in the other, under probe_lock, so that it never waits
+   * for a slow decrypt or a PIN prompt. */
+  EtaTokenSession *decrypt_session;
+  GMutex probe_lock;
+  EtaTokenSession *probe_session;
+  /* Names the token in the epoch cache. */
+  guint number;
 } TokenState;
 
 /* What pkcs11-helper's slot-event thread calls back with. It may fire while
@@ -67,6 +78,10 @@ struct _EtaTokenManager
   GHashTable *certificates;  /* "fingerprint token-identity" → pkcs11h_certificate_t */
   GHashTable *token_states;  /* token identity → TokenState */
   guint64 last_sequence;
+  guint last_token_number;
+
+  /* Recovered epoch keys, each bound to its token's login. */
+  EtaEpochCache *epoch_cache;
 
   /* Token operations wait for PINs and for each other; they get a pool of
    * their own so they never starve GTask's shared pool. */
@@ -121,6 +136,9 @@ static GPrivate current_unwrap;
 static void
 token_state_free (TokenState *state)
 {
+  eta_token_session_free (state->decrypt_session);
+  eta_token_session_free (state->probe_session);
+  g_mutex_clear (&state->probe_lock);
   g_mutex_clear (&state->operation_lock);
   g_free (state->label);
   g_free (state->serial);
@@ -145,6 +163,8 @@ token_state_lookup (EtaTokenManager *self, const pkcs11h_token_id_t token)
     {
       state = g_new0 (TokenState, 1);
       g_mutex_init (&state->operation_lock);
+      g_mutex_init (&state->probe_lock);
+      state->number = ++self->last_token_number;
       state->label = g_strstrip (g_strdup (token->label));
       state->serial = g_strstrip (g_strdup (token->serialNumber));
       g_hash_table_insert (self->token_states, g_steal_pointer (&identity), state);
@@ -197,6 +217,10 @@ send_token_signal (EtaTokenManager *self, TokenState *state, guint signal,
 static void
 set_logged_in (EtaTokenManager *self, TokenState *state, gboolean logged_in)
 {
+  /* An epoch key is as good as the login: it goes with it, even when the
+   * agent had not noticed the login (a lock right after start). */
+  if (!logged_in)
+    eta_epoch_cache_forget_token (self->epoch_cache, state->number);
   if (state->logged_in == logged_in)
     return;
   state->logged_in = logged_in;
@@ -215,56 +239,26 @@ announce_unwrap (EtaTokenManager *self, TokenState *state)
 /* ---- the PIN hook: a worker thread waits while the main thread prompts ---- */
 
 /* pkcs11-helper does not show a token's flags; ask the providers directly
- * (the same loaded modules, so no second initialisation happens). */
+ * (eta-token-session.h: the modules pkcs11-helper loaded). */
 static EtaPinFlags
 read_pin_flags (EtaTokenManager *self, const pkcs11h_token_id_t token)
 {
   EtaPinFlags flags = ETA_PIN_FLAG_NONE;
-  g_autofree gchar *token_serial = g_strstrip (g_strdup (token->serialNumber));
-  g_autofree gchar *token_label = g_strstrip (g_strdup (token->label));
+  CK_FUNCTION_LIST_PTR functions;
+  CK_TOKEN_INFO info;
+  CK_SLOT_ID slot;
 
-  for (gsize p = 0; self->providers[p] != NULL; p++)
-    {
-      void *module = dlopen (self->providers[p], RTLD_NOW | RTLD_NOLOAD);
-      CK_C_GetFunctionList get_function_list;
-      CK_FUNCTION_LIST_PTR functions = NULL;
-      CK_SLOT_ID slots[64];
-      CK_ULONG count = G_N_ELEMENTS (slots);
-
-      if (module == NULL)
-        continue;
-      get_function_list = (CK_C_GetFunctionList) dlsym (module, "C_GetFunctionList");
-      if (get_function_list == NULL || get_function_list (&functions) != CKR_OK
-          || functions->C_GetSlotList (CK_TRUE, slots, &count) != CKR_OK)
-        {
-          dlclose (module);
-          continue;
-        }
-      for (CK_ULONG s = 0; s < count; s++)
-        {
-          CK_TOKEN_INFO info;
-          g_autofree gchar *serial = NULL;
-          g_autofree gchar *label = NULL;
-
-          if (functions->C_GetTokenInfo (slots[s], &info) != CKR_OK)
-            continue;
-          serial = g_strstrip (g_strndup ((const gchar *) info.serialNumber,
-                                          sizeof info.serialNumber));
-          label = g_strstrip (g_strndup ((const gchar *) info.label, sizeof info.label));
-          if (g_strcmp0 (serial, token_serial) != 0 || g_strcmp0 (label, token_label) != 0)
-            continue;
-          if (info.flags & CKF_USER_PIN_COUNT_LOW)
-            flags |= ETA_PIN_FLAG_COUNT_LOW;
-          if (info.flags & CKF_USER_PIN_FINAL_TRY)
-            flags |= ETA_PIN_FLAG_FINAL_TRY;
-          if (info.flags & CKF_USER_PIN_LOCKED)
-            flags |= ETA_PIN_FLAG_LOCKED;
-          if (info.flags & CKF_PROTECTED_AUTHENTICATION_PATH)
-            flags |= ETA_PIN_FLAG_PROTECTED_PATH;
-          break;
-        }
-      dlclose (module);
-    }
+  if (!eta_token_slot_find ((const gchar * const *) self->providers, token->serialNumber,
+                            token->label, &functions, &slot, &info))
+    return flags;
+  if (info.flags & CKF_USER_PIN_COUNT_LOW)
+    flags |= ETA_PIN_FLAG_COUNT_LOW;
+  if (info.flags & CKF_USER_PIN_FINAL_TRY)
+    flags |= ETA_PIN_FLAG_FINAL_TRY;
+  if (info.flags & CKF_USER_PIN_LOCKED)
+    flags |= ETA_PIN_FLAG_LOCKED;
+  if (info.flags & CKF_PROTECTED_AUTHENTICATION_PATH)
+    flags |= ETA_PIN_FLAG_PROTECTED_PATH;
   return flags;
 }
 
@@ -860,13 +854,21 @@ typedef struct
   guint64 sequence;
   EtaTokenKey *key;         /* the key used, once found */
   GCancellable *caller_gone;
+  /* An epoch packet: the whole of it, its id; wrapped is then its RSA(K)
+   * and padding that of RSA(K). */
+  GBytes *epoch_packet;
+  guint8 epoch_id[ETA_EPOCH_ID_LEN];
+  /* The last decrypt ran in the agent's own session: a refusal there left
+   * the login alone, so another padding may be tried without a prompt. */
+  gboolean decrypted_in_own_session;
 } UnwrapJob;
 
 static void
 unwrap_job_free (UnwrapJob *job)
 {
   g_free (job->fingerprint);
-  g_bytes_unref (job->wrapped);
+  g_clear_pointer (&job->wrapped, g_bytes_unref);
+  g_clear_pointer (&job->epoch_packet, g_bytes_unref);
   g_free (job->requester);
   g_free (job->key_label);
   g_free (job->token_label);
@@ -1134,6 +1136,76 @@ confine_cancel (EtaTokenManager *self, TokenState *state, guint64 cancelled_befo
   g_mutex_unlock (&self->lock);
 }
 
+static gboolean
+session_is_dead (CK_RV rv)
+{
+  return token_went_away (rv) || rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+}
+
+/* Worker thread, under the token's operation lock and after the login:
+ * decrypts in the agent's own session, so that a ciphertext the key refuses
+ * costs nothing but the refusal; *own_session tells whether it did. Where
+ * the module gives no session of its own (a module that hands out a fresh,
+ * uninitialised function list per call), pkcs11-helper decrypts. */
+static CK_RV
+decrypt_on_token (EtaTokenManager *self, TokenState *state, EtaTokenKey *key,
+                  pkcs11h_certificate_t certificate, CK_MECHANISM *mechanism, GBytes *wrapped,
+                  EtaSecret *plaintext, size_t *size, gboolean *own_session)
+{
+  pkcs11h_certificate_id_t id = eta_token_key_get_certificate_id (key);
+  CK_RV rv;
+
+  *own_session = FALSE;
+  /* A session opened before the token was pulled out stays dead after it
+   * is back, though pkcs11-helper has just logged in again: open another. */
+  for (int attempt = 0; attempt < 2; attempt++)
+    {
+      gsize len = *size;
+
+      if (state->decrypt_session == NULL)
+        state->decrypt_session = eta_token_session_open ((const gchar * const *) self->providers,
+                                                         state->serial, state->label, &rv);
+      if (state->decrypt_session == NULL)
+        break;
+      rv = eta_token_session_decrypt (state->decrypt_session, id->attrCKA_ID,
+                                      id->attrCKA_ID_size, mechanism,
+                                      g_bytes_get_data (wrapped, NULL),
+                                      g_bytes_get_size (wrapped),
+                                      eta_secret_get_data (plaintext), &len);
+      if (session_is_dead (rv))
+        {
+          g_clear_pointer (&state->decrypt_session, eta_token_session_free);
+          continue;
+        }
+      if (rv == CKR_USER_NOT_LOGGED_IN)
+        break;
+      *size = len;
+      *own_session = TRUE;
+      return rv;
+    }
+
+  rv = pkcs11h_certificate_lockSession (certificate);
+  if (rv != CKR_OK)
+    return rv;
+  rv = pkcs11h_certificate_decrypt_ex (certificate, mechanism,
+                                       g_bytes_get_data (wrapped, NULL),
+                                       g_bytes_get_size (wrapped),
+                                       eta_secret_get_data (plaintext), size);
+  pkcs11h_certificate_releaseSession (certificate);
+  return rv;
+}
+
+/* An epoch key another request recovered while this one waited for the
+ * token's operation lock: concurrent opens of one epoch share one token
+ * operation. */
+static EtaSecret *
+epoch_key_recovered_meanwhile (EtaTokenManager *self, const UnwrapJob *job)
+{
+  if (job->epoch_packet == NULL)
+    return NULL;
+  return eta_epoch_cache_lookup (self->epoch_cache, job->fingerprint, job->epoch_id, NULL);
+}
+
 /* One attempt on the key's token: log in (prompting when needed), then
  * decrypt job->wrapped into *plaintext_out; a job without a ciphertext only
  * logs in. *token_gone tells that the token vanished, so that the caller can
@@ -1155,7 +1227,7 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
   size_t size;
   gsize modulus_bytes;
   guint64 cancelled_before;
-  CK_RV rv;
+  CK_RV rv, login_rv;
 
   *token_gone = FALSE;
   key = find_key (self, job->fingerprint, &local_error);
@@ -1231,6 +1303,17 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
     }
   else if (job->requester_info.interactive)
     g_mutex_lock (&token_state->operation_lock);
+  {
+    EtaSecret *recovered = epoch_key_recovered_meanwhile (self, job);
+
+    if (recovered != NULL)
+      {
+        g_mutex_unlock (&token_state->operation_lock);
+        g_private_set (&current_unwrap, NULL);
+        *plaintext_out = recovered;
+        return TRUE;
+      }
+  }
   g_mutex_lock (&self->lock);
   cancelled_before = token_state->cancelled_through;
   g_mutex_unlock (&self->lock);
@@ -1246,15 +1329,21 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
   if (pin_pad != NULL && pin_pad_prompt_finish (pin_pad) && rv != CKR_OK)
     g_set_error (&context.prompt_error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_CANCELLED,
                  "the PIN-pad prompt was cancelled");
+  login_rv = rv;
+  job->decrypted_in_own_session = FALSE;
   if (rv == CKR_OK && job->wrapped != NULL)
-    rv = pkcs11h_certificate_lockSession (certificate);
-  if (rv == CKR_OK && job->wrapped != NULL)
+    rv = decrypt_on_token (self, token_state, key, certificate, &mechanism, job->wrapped,
+                           plaintext, &size, &job->decrypted_in_own_session);
+  /* Kept before the operation lock goes, so that the requests for this
+   * epoch waiting for the lock find it (epoch_key_recovered_meanwhile). */
+  if (rv == CKR_OK && job->epoch_packet != NULL && size == ETA_EPOCH_KEY_LEN)
     {
-      rv = pkcs11h_certificate_decrypt_ex (certificate, &mechanism,
-                                           g_bytes_get_data (job->wrapped, NULL),
-                                           g_bytes_get_size (job->wrapped),
-                                           eta_secret_get_data (plaintext), &size);
-      pkcs11h_certificate_releaseSession (certificate);
+      eta_secret_set_length (plaintext, size);
+      g_mutex_lock (&self->lock);
+      set_logged_in (self, token_state, TRUE);
+      g_mutex_unlock (&self->lock);
+      eta_epoch_cache_insert (self->epoch_cache, job->fingerprint, job->epoch_id,
+                              token_state->number, plaintext);
     }
   g_rw_lock_reader_unlock (&self->pkcs11_lock);
   g_mutex_unlock (&token_state->operation_lock);
@@ -1270,10 +1359,10 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
     }
 
   g_mutex_lock (&self->lock);
-  if (rv == CKR_OK)
+  if (rv == CKR_OK || (login_rv == CKR_OK && job->decrypted_in_own_session))
     {
       set_logged_in (self, token_state, TRUE);
-      if (job->wrapped != NULL)
+      if (job->wrapped != NULL && rv == CKR_OK)
         announce_unwrap (self, token_state);
     }
   else if (context.prompt_error != NULL || context.relogin_refused || rv == CKR_PIN_INCORRECT)
@@ -1282,7 +1371,15 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
 
   if (rv != CKR_OK)
     {
-      if (context.relogin_refused)
+      if (login_rv == CKR_OK && job->decrypted_in_own_session)
+        {
+          /* Refused in the agent's own session: the login stays. */
+          g_clear_error (&context.prompt_error);
+          g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
+                       "%s: the token could not decrypt this ciphertext with this key (%s)",
+                       what, pkcs11h_getMessage (rv));
+        }
+      else if (context.relogin_refused)
         {
           /* The operation failed and pkcs11-helper dropped the login to
            * retry; the real cause is the ciphertext, not the PIN. */
@@ -1306,23 +1403,165 @@ unwrap_once (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext_out,
   return TRUE;
 }
 
+/* unwrap_once, and once more if the token was pulled out since the last
+ * look: then it is asked for as if it had never been seen. */
+static gboolean
+unwrap_on_token (EtaTokenManager *self, UnwrapJob *job, EtaSecret **plaintext, GError **error)
+{
+  gboolean token_gone = FALSE;
+
+  if (unwrap_once (self, job, plaintext, &token_gone, error))
+    return TRUE;
+  if (!token_gone)
+    return FALSE;
+  g_clear_error (error);
+  refresh_keys (self, PKCS11H_ENUM_METHOD_RELOAD, NULL);
+  return unwrap_once (self, job, plaintext, &token_gone, error);
+}
+
+static TokenState *
+token_state_by_number (EtaTokenManager *self, guint number)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->token_states);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (((TokenState *) value)->number == number)
+      return value;
+  return NULL;
+}
+
+/* Worker thread: the epoch key kept for this packet, if the token it came
+ * from is still there and logged in. That costs one C_GetSessionInfo, no
+ * token operation, and waits for no prompt or decrypt of that token. A
+ * token found locked or gone loses its epoch keys on the spot. */
+static EtaSecret *
+kept_epoch_key (EtaTokenManager *self, UnwrapJob *job)
+{
+  g_autoptr (EtaSecret) key = NULL;
+  TokenState *state;
+  guint number = 0;
+  CK_RV rv;
+
+  key = eta_epoch_cache_lookup (self->epoch_cache, job->fingerprint, job->epoch_id, &number);
+  if (key == NULL)
+    return NULL;
+  g_mutex_lock (&self->lock);
+  state = token_state_by_number (self, number);
+  if (state != NULL && !state->logged_in)
+    {
+      set_logged_in (self, state, FALSE);
+      state = NULL;
+    }
+  g_mutex_unlock (&self->lock);
+  if (state == NULL)
+    return NULL;
+
+  g_mutex_lock (&state->probe_lock);
+  if (state->probe_session == NULL)
+    state->probe_session = eta_token_session_open ((const gchar * const *) self->providers,
+                                                   state->serial, state->label, &rv);
+  rv = state->probe_session != NULL ? eta_token_session_check_login (state->probe_session)
+                                    : CKR_TOKEN_NOT_PRESENT;
+  if (state->probe_session != NULL && session_is_dead (rv))
+    g_clear_pointer (&state->probe_session, eta_token_session_free);
+  g_mutex_unlock (&state->probe_lock);
+
+  g_mutex_lock (&self->lock);
+  if (rv == CKR_OK)
+    announce_unwrap (self, state);
+  else
+    set_logged_in (self, state, FALSE);
+  g_mutex_unlock (&self->lock);
+  if (rv != CKR_OK)
+    {
+      g_debug ("token %s is no longer logged in (%s): its epoch keys are gone", state->label,
+               pkcs11h_getMessage (rv));
+      return NULL;
+    }
+  /* The service names the key in its log and activity list. */
+  g_clear_object (&job->key);
+  job->key = find_key (self, job->fingerprint, NULL);
+  return job->key != NULL ? g_steal_pointer (&key) : NULL;
+}
+
+/* Worker thread: K from the cache, or from the token once per epoch; then
+ * the file's payload opened with it. */
+static EtaSecret *
+unwrap_epoch_packet (EtaTokenManager *self, UnwrapJob *job, GError **error)
+{
+  g_autoptr (EtaSecret) key = kept_epoch_key (self, job);
+  g_autoptr (EtaSecret) payload = NULL;
+  EtaEpochPacket packet;
+  gsize payload_len;
+
+  if (key == NULL)
+    {
+      if (!unwrap_on_token (self, job, &key, error))
+        return NULL;
+      if (eta_secret_get_length (key) != ETA_EPOCH_KEY_LEN)
+        {
+          g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
+                       "the epoch packet's RSA(K) holds %zu bytes, not a %d-byte epoch key",
+                       eta_secret_get_length (key), ETA_EPOCH_KEY_LEN);
+          return NULL;
+        }
+    }
+
+  if (eta_epoch_packet_parse (g_bytes_get_data (job->epoch_packet, NULL),
+                              g_bytes_get_size (job->epoch_packet), &packet) != ETA_EPOCH_OK)
+    g_assert_not_reached ();  /* parsed before the job started */
+  payload = eta_secret_new (packet.sealed_len);
+  if (eta_epoch_packet_open (&packet, eta_secret_get_data (key), eta_secret_get_data (payload),
+                             &payload_len) != 0)
+    {
+      g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
+                   "the epoch packet does not open with its epoch's key: it was changed or "
+                   "damaged");
+      return NULL;
+    }
+  eta_secret_set_length (payload, payload_len);
+  return g_steal_pointer (&payload);
+}
+
 static void
 unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
 {
   EtaTokenManager *self = source;
   UnwrapJob *job = data;
   GError *error = NULL;
-  gboolean token_gone = FALSE;
   EtaSecret *plaintext = NULL;
-  gboolean done = unwrap_once (self, job, &plaintext, &token_gone, &error);
+  gboolean done;
 
-  /* A token pulled out since the last look: ask for it once, as if it had
-   * never been seen. */
-  if (!done && token_gone)
+  if (job->epoch_packet != NULL)
     {
-      g_clear_error (&error);
-      refresh_keys (self, PKCS11H_ENUM_METHOD_RELOAD, NULL);
-      done = unwrap_once (self, job, &plaintext, &token_gone, &error);
+      plaintext = unwrap_epoch_packet (self, job, &error);
+      done = plaintext != NULL;
+    }
+  else
+    {
+      done = unwrap_on_token (self, job, &plaintext, &error);
+      /* A plain ciphertext of another padding than the auth token says
+       * (files written under another mount's options): refused in the
+       * agent's own session, so trying the other one costs no prompt. */
+      if (!done && job->wrapped != NULL && job->decrypted_in_own_session
+          && g_error_matches (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED))
+        {
+          GError *other_error = NULL;
+
+          job->padding = job->padding == ETA_PADDING_OAEP ? ETA_PADDING_PKCS1
+                                                          : ETA_PADDING_OAEP;
+          done = unwrap_on_token (self, job, &plaintext, &other_error);
+          if (done)
+            {
+              g_message ("key %.16s: the ciphertext opened with %s padding, not the mount's",
+                         job->fingerprint, eta_padding_to_string (job->padding));
+              g_clear_error (&error);
+            }
+          else
+            g_clear_error (&other_error);
+        }
     }
   if (!done)
     g_task_return_error (task, error);
@@ -1338,10 +1577,25 @@ start_unwrap_job (EtaTokenManager *self, GTask *task, const gchar *fingerprint,
                   EtaPadding padding, GBytes *wrapped, const EtaRequester *requester)
 {
   UnwrapJob *job = g_new0 (UnwrapJob, 1);
+  EtaEpochPacket packet;
 
   job->fingerprint = g_strdup (fingerprint);
   job->padding = padding;
   job->wrapped = wrapped ? g_bytes_ref (wrapped) : NULL;
+  /* An epoch packet names its own padding; the token decrypts its RSA(K). */
+  if (wrapped != NULL
+      && eta_epoch_packet_parse (g_bytes_get_data (wrapped, NULL), g_bytes_get_size (wrapped),
+                                 &packet) == ETA_EPOCH_OK
+      && eta_epoch_packet_id (&packet, job->epoch_id) == 0)
+    {
+      job->epoch_packet = g_steal_pointer (&job->wrapped);
+      job->wrapped = g_bytes_new_from_bytes (job->epoch_packet,
+                                             packet.rsa_ciphertext
+                                               - (const guint8 *) g_bytes_get_data (
+                                                 job->epoch_packet, NULL),
+                                             packet.rsa_ciphertext_len);
+      job->padding = packet.padding;
+    }
   job->requester = g_strdup (requester && requester->requester ? requester->requester
                                                                : _("unknown program"));
   job->requester_info.requester = job->requester;
@@ -1377,6 +1631,20 @@ eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerprint,
 
   g_return_if_fail (wrapped != NULL);
   g_task_set_source_tag (task, eta_token_manager_unwrap_async);
+  if (eta_epoch_packet_has_magic (g_bytes_get_data (wrapped, NULL), g_bytes_get_size (wrapped)))
+    {
+      EtaEpochPacket packet;
+      EtaEpochStatus status = eta_epoch_packet_parse (g_bytes_get_data (wrapped, NULL),
+                                                      g_bytes_get_size (wrapped), &packet);
+
+      if (status != ETA_EPOCH_OK)
+        {
+          g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
+                                   "not a usable epoch packet: %s",
+                                   eta_epoch_status_to_string (status));
+          return;
+        }
+    }
   start_unwrap_job (self, task, fingerprint, padding, wrapped, requester);
 }
 
@@ -1438,6 +1706,7 @@ lock_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *cance
   while (g_hash_table_iter_next (&iter, NULL, &value))
     set_logged_in (self, value, FALSE);
   g_mutex_unlock (&self->lock);
+  eta_epoch_cache_forget_all (self->epoch_cache);
 
   if (rv != CKR_OK)
     {
@@ -1635,7 +1904,10 @@ eta_token_manager_finalize (GObject *object)
   g_hash_table_destroy (self->certificates);
   g_clear_pointer (&self->keys, g_ptr_array_unref);
   g_hash_table_destroy (self->token_states);
+  /* Quit: every epoch key is wiped here. */
+  g_clear_pointer (&self->epoch_cache, eta_epoch_cache_free);
   g_clear_pointer (&self->present_tokens, g_hash_table_unref);
+  eta_token_session_forget_providers ();
   /* Joins pkcs11-helper's slot-event threads: up to ETA_TOKEN_SLOT_POLL_MS. */
   pkcs11h_terminate ();
   g_clear_pointer (&self->slot_watch, slot_watch_free);
@@ -1691,6 +1963,7 @@ eta_token_manager_init (EtaTokenManager *self)
   self->certificates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, free_certificate);
   self->token_states = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                               (GDestroyNotify) token_state_free);
+  self->epoch_cache = eta_epoch_cache_new ();
 }
 
 /* A provider is a shared object the agent will run code from: refuse one that
