@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "eta-agent-client.h"
+#include "eta-epoch-packet.h"
 #include "eta-names.h"
 #include "eta-seal.h"
 #include "eta-test-agent.h"
@@ -576,6 +577,10 @@ test_bus_capture_has_no_plaintext (Fixture *fixture, gconstpointer data)
   const gchar *monitor_argv[] = { "dbus-monitor", "--address",
                                   g_getenv ("DBUS_SESSION_BUS_ADDRESS"), "--binary", NULL };
   GBytes *feks[4];
+  guint8 epoch_key[ETA_EPOCH_KEY_LEN];
+  g_autoptr (GBytes) epoch_rsa = NULL;
+  g_autofree gchar *epoch_key_base64 = NULL;
+  g_autofree gchar *agent_output = NULL;
   guint unwrap_replies = 0;
   GPid monitor;
   gint out_fd;
@@ -605,6 +610,32 @@ test_bus_capture_has_no_plaintext (Fixture *fixture, gconstpointer data)
                              &recovered, &error));
       g_assert_true (g_bytes_equal (recovered, feks[i]));
     }
+  /* And an epoch: K goes to the agent as RSA(K) and stays there. */
+  {
+    g_autoptr (GBytes) epoch_key_bytes = eta_test_random_bytes (ETA_EPOCH_KEY_LEN);
+
+    memcpy (epoch_key, g_bytes_get_data (epoch_key_bytes, NULL), ETA_EPOCH_KEY_LEN);
+    epoch_rsa = eta_test_rsa_encrypt (public_key, ETA_PADDING_OAEP, epoch_key,
+                                      ETA_EPOCH_KEY_LEN);
+    epoch_key_base64 = g_base64_encode (epoch_key, ETA_EPOCH_KEY_LEN);
+  }
+  for (int i = 0; i < 3; i++)
+    {
+      g_autoptr (GBytes) payload = eta_test_random_bytes (35);
+      g_autoptr (GBytes) packet = NULL;
+      g_autoptr (GBytes) recovered = NULL;
+      guint8 bytes[ETA_EPOCH_MAX_PACKET];
+      size_t len = eta_epoch_packet_write (bytes, ETA_PADDING_OAEP,
+                                           g_bytes_get_data (epoch_rsa, NULL),
+                                           g_bytes_get_size (epoch_rsa), epoch_key,
+                                           g_bytes_get_data (payload, NULL), 35);
+
+      g_assert_cmpuint (len, >, 0);
+      packet = g_bytes_new (bytes, len);
+      g_assert_true (unwrap (fixture, ETA_TEST_KEY_RSA2048, ETA_PADDING_OAEP, packet,
+                             &recovered, &error));
+      g_assert_true (g_bytes_equal (recovered, payload));
+    }
   g_usleep (500 * 1000);
   kill (monitor, SIGTERM);
   {
@@ -630,7 +661,22 @@ test_bus_capture_has_no_plaintext (Fixture *fixture, gconstpointer data)
         unwrap_replies++;
     }
   /* The capture saw every reply, so an absent key is a real absence. */
-  g_assert_cmpuint (unwrap_replies, ==, 4);
+  g_assert_cmpuint (unwrap_replies, ==, 4 + 3);
+  /* No 12 bytes of K in any message, nor K in the agent's log, raw, in
+   * hex or in base64. */
+  agent_output = eta_test_agent_dup_terminal_output (fixture->agent);
+  for (int at = 0; at + 12 <= ETA_EPOCH_KEY_LEN; at += 4)
+    {
+      char hex[2 * 12 + 1];
+
+      g_assert_null (memmem (capture, capture_len, epoch_key + at, 12));
+      g_assert_null (memmem (agent_output, strlen (agent_output), epoch_key + at, 12));
+      for (int b = 0; b < 12; b++)
+        g_snprintf (hex + 2 * b, 3, "%02x", epoch_key[at + b]);
+      g_assert_null (g_strstr_len (agent_output, -1, hex));
+      g_assert_null (memmem (capture, capture_len, hex, 24));
+    }
+  g_assert_null (g_strstr_len (agent_output, -1, epoch_key_base64));
   for (int i = 0; i < 4; i++)
     {
       /* The FEK without its cipher code and checksum framing: any 12 bytes. */
