@@ -22,7 +22,7 @@ struct ecryptfs_key_mod_ops *get_key_mod_ops (void);
 static void
 key_usage (const gchar *sig, gboolean *in_keyring, GStrv *mounts)
 {
-  *in_keyring = eta_cli_keyring_find (sig, NULL) > 0;
+  *in_keyring = eta_cli_keyring_find (sig, NULL, NULL) > 0;
   *mounts = eta_mount_table_mounts_for_sig (NULL, sig);
 }
 
@@ -134,10 +134,11 @@ eta_cli_command_list (const EtaCliOptions *options, int argc, char **argv)
 /* ---- add-key ---- */
 
 static void
-print_mount_options (const gchar *fingerprint, const gchar *sig, EtaPadding padding)
+print_mount_options (const gchar *fingerprint, const gchar *sig, EtaPadding padding,
+                     EtaWrap wrap)
 {
-  g_autofree gchar *options = eta_mount_table_options_for_key (fingerprint,
-                                                               eta_padding_to_string (padding));
+  g_autofree gchar *options = eta_mount_table_options_for_key_with_wrap (
+      fingerprint, eta_padding_to_string (padding), eta_wrap_to_string (wrap));
 
   g_print (_("mount options (mount -t ecryptfs, fstab, ~/.ecryptfsrc):\n"));
   g_print ("  %s\n", options);
@@ -150,6 +151,7 @@ int
 eta_cli_command_add_key (const EtaCliOptions *options, int argc, char **argv)
 {
   g_autofree gchar *padding_name = NULL;
+  g_autofree gchar *wrap_name = NULL;
   g_autofree gchar *pubkey_file = NULL;
   g_autofree gchar *fingerprint = NULL;
   g_autofree gchar *record_dir = NULL;
@@ -163,15 +165,20 @@ eta_cli_command_add_key (const EtaCliOptions *options, int argc, char **argv)
     { "pubkey", 0, 0, G_OPTION_ARG_FILENAME, &pubkey_file,
       N_("Take the public key from this certificate or key file instead of the agent"),
       "FILE" },
+    { "wrap", 0, 0, G_OPTION_ARG_STRING, &wrap_name,
+      N_("How new files' keys are wrapped: epoch (default: one token operation per epoch) or "
+         "per-file (one per file)"), "MODE" },
     { NULL },
   };
-  struct key_mod_param_val values[3];
+  struct key_mod_param_val values[4];
   struct ecryptfs_key_mod key_mod = { 0 };
   char sig[ETA_KEY_SIG_HEX_LEN + 1] = { 0 };
   char alias[] = ETA_KEYMOD_ALIAS;
   char none[] = "none";
   EtaPadding padding;
+  EtaWrap wrap;
   gint padding_before = 0;
+  gint wrap_before = 0;
   int rc;
 
   context = g_option_context_new (_("FINGERPRINT — add a token key to your keyring"));
@@ -184,7 +191,7 @@ eta_cli_command_add_key (const EtaCliOptions *options, int argc, char **argv)
   if (argc != 2)
     {
       g_printerr (_("usage: ecryptfs-token add-key FINGERPRINT [--padding oaep|pkcs1] "
-                    "[--pubkey FILE]\n"));
+                    "[--pubkey FILE] [--wrap epoch|per-file]\n"));
       return ETA_CLI_EXIT_USAGE;
     }
   fingerprint = eta_cli_parse_fingerprint ("add-key", argv[1]);
@@ -194,6 +201,12 @@ eta_cli_command_add_key (const EtaCliOptions *options, int argc, char **argv)
   if (padding == 0)
     {
       eta_cli_error ("add-key", _("--padding must be oaep or pkcs1"));
+      return ETA_CLI_EXIT_USAGE;
+    }
+  wrap = eta_wrap_from_string (wrap_name);
+  if (wrap == 0)
+    {
+      eta_cli_error ("add-key", _("--wrap must be epoch or per-file"));
       return ETA_CLI_EXIT_USAGE;
     }
 
@@ -217,29 +230,43 @@ eta_cli_command_add_key (const EtaCliOptions *options, int argc, char **argv)
     }
   record->padding = padding;
 
-  /* The padding is in the auth token, not in the sig: an existing token with
-   * the other padding would silently win at mount time. */
-  if (eta_cli_key_sig (record, sig) && eta_cli_keyring_find (sig, &padding_before) > 0
-      && padding_before != (gint) padding)
+  /* The padding and the wrap mode are in the auth token, not in the sig: an
+   * existing token with another one would silently win at mount time. */
+  if (eta_cli_key_sig (record, sig)
+      && eta_cli_keyring_find (sig, &padding_before, &wrap_before) > 0)
     {
-      eta_cli_error ("add-key",
-                     _("key %.16s is already in your keyring with padding %s; one key is used "
-                       "with one padding at a time. To switch, remove it first: "
-                       "ecryptfs-token remove-key %.16s"),
-                     record->fingerprint_hex, eta_padding_to_string (padding_before),
-                     record->fingerprint_hex);
-      return ETA_CLI_EXIT_FAILED;
+      if (padding_before != (gint) padding)
+        {
+          eta_cli_error ("add-key",
+                         _("key %.16s is already in your keyring with padding %s; one key is "
+                           "used with one padding at a time. To switch, remove it first: "
+                           "ecryptfs-token remove-key %.16s"),
+                         record->fingerprint_hex, eta_padding_to_string (padding_before),
+                         record->fingerprint_hex);
+          return ETA_CLI_EXIT_FAILED;
+        }
+      if (wrap_before != (gint) wrap)
+        {
+          eta_cli_error ("add-key",
+                         _("key %.16s is already in your keyring with wrap mode %s; one key is "
+                           "used with one wrap mode at a time. To switch, remove it first: "
+                           "ecryptfs-token remove-key %.16s"),
+                         record->fingerprint_hex, eta_wrap_to_string (wrap_before),
+                         record->fingerprint_hex);
+          return ETA_CLI_EXIT_FAILED;
+        }
     }
 
   /* The auth token is made by the key module's own get_blob, as at mount. */
   values[0].val = record->fingerprint_hex;
   values[1].val = (char *) eta_padding_to_string (padding);
   values[2].val = pubkey_file ? pubkey_file : none;
+  values[3].val = (char *) eta_wrap_to_string (wrap);
   key_mod.alias = alias;
   key_mod.ops = get_key_mod_ops ();
   key_mod.ops->init (&key_mod.alias);
   key_mod.param_vals = values;
-  key_mod.num_param_vals = 3;
+  key_mod.num_param_vals = G_N_ELEMENTS (values);
   rc = ecryptfs_add_key_module_key_to_keyring (sig, &key_mod);
   if (rc < 0)
     {
@@ -262,7 +289,7 @@ eta_cli_command_add_key (const EtaCliOptions *options, int argc, char **argv)
   g_print ("ecryptfs_sig: %s\n", sig);
   if (record_path != NULL)
     g_print (_("public key saved for mount helpers: %s\n"), record_path);
-  print_mount_options (record->fingerprint_hex, sig, padding);
+  print_mount_options (record->fingerprint_hex, sig, padding, wrap);
   return ETA_CLI_EXIT_OK;
 }
 
@@ -294,7 +321,7 @@ eta_cli_command_remove_key (const EtaCliOptions *options, int argc, char **argv)
       eta_cli_error ("remove-key", _("key %.16s is not an RSA key"), record->fingerprint_hex);
       return ETA_CLI_EXIT_FAILED;
     }
-  key = eta_cli_keyring_find (sig, NULL);
+  key = eta_cli_keyring_find (sig, NULL, NULL);
   if (key <= 0)
     {
       eta_cli_error ("remove-key", _("key %.16s (ecryptfs_sig %s) is not in your user keyring"),
@@ -340,6 +367,7 @@ int
 eta_cli_command_mount_options (const EtaCliOptions *options, int argc, char **argv)
 {
   g_autofree gchar *padding_name = NULL;
+  g_autofree gchar *wrap_name = NULL;
   g_autofree gchar *format = NULL;
   g_autofree gchar *fingerprint = NULL;
   g_autofree gchar *key_option = NULL;
@@ -352,12 +380,17 @@ eta_cli_command_mount_options (const EtaCliOptions *options, int argc, char **ar
     { "format", 0, 0, G_OPTION_ARG_STRING, &format,
       N_("mount (default: the -o argument), fstab (a line for /etc/fstab) or ecryptfsrc "
          "(lines for ~/.ecryptfsrc)"), "FORMAT" },
+    { "wrap", 0, 0, G_OPTION_ARG_STRING, &wrap_name,
+      N_("How new files' keys are wrapped: epoch or per-file (default: as in the keyring, "
+         "else epoch)"), "MODE" },
     { NULL },
   };
   EtaCliExit exit_code = ETA_CLI_EXIT_OK;
   gchar sig[ETA_KEY_SIG_HEX_LEN + 1];
   gint padding_in_keyring = 0;
+  gint wrap_in_keyring = 0;
   EtaPadding padding;
+  EtaWrap wrap;
 
   context = g_option_context_new (_("FINGERPRINT [LOWER_DIR MOUNT_POINT] — print mount "
                                     "options for a token key"));
@@ -374,7 +407,8 @@ eta_cli_command_mount_options (const EtaCliOptions *options, int argc, char **ar
            || g_str_equal (format, "ecryptfsrc")))
     {
       g_printerr (_("usage: ecryptfs-token mount-options FINGERPRINT [--padding oaep|pkcs1] "
-                    "[--format mount|fstab|ecryptfsrc] [LOWER_DIR MOUNT_POINT]\n"));
+                    "[--wrap epoch|per-file] [--format mount|fstab|ecryptfsrc] "
+                    "[LOWER_DIR MOUNT_POINT]\n"));
       return ETA_CLI_EXIT_USAGE;
     }
   fingerprint = eta_cli_parse_fingerprint ("mount-options", argv[1]);
@@ -385,6 +419,11 @@ eta_cli_command_mount_options (const EtaCliOptions *options, int argc, char **ar
       eta_cli_error ("mount-options", _("--padding must be oaep or pkcs1"));
       return ETA_CLI_EXIT_USAGE;
     }
+  if (wrap_name != NULL && eta_wrap_from_string (wrap_name) == 0)
+    {
+      eta_cli_error ("mount-options", _("--wrap must be epoch or per-file"));
+      return ETA_CLI_EXIT_USAGE;
+    }
   record = eta_cli_find_key ("mount-options", fingerprint, &exit_code);
   if (record == NULL)
     return exit_code;
@@ -393,18 +432,21 @@ eta_cli_command_mount_options (const EtaCliOptions *options, int argc, char **ar
       eta_cli_error ("mount-options", _("key %.16s is not an RSA key"), record->fingerprint_hex);
       return ETA_CLI_EXIT_FAILED;
     }
-  /* The padding the key is used with: the one asked for, else the one its
-   * auth token in the keyring carries (which wins at mount), else the
-   * enrolled one. */
-  if (padding_name != NULL)
-    padding = eta_padding_from_string (padding_name);
-  else if (eta_cli_keyring_find (sig, &padding_in_keyring) > 0)
-    padding = padding_in_keyring;
-  else
-    padding = record->padding ? record->padding : ETA_PADDING_OAEP;
+  /* The padding and wrap mode the key is used with: the ones asked for, else
+   * the ones its auth token in the keyring carries (which win at mount),
+   * else the enrolled padding and epoch wrapping. */
+  if (eta_cli_keyring_find (sig, &padding_in_keyring, &wrap_in_keyring) <= 0)
+    {
+      padding_in_keyring = record->padding ? record->padding : ETA_PADDING_OAEP;
+      wrap_in_keyring = ETA_WRAP_EPOCH;
+    }
+  padding = padding_name != NULL ? eta_padding_from_string (padding_name)
+                                 : (EtaPadding) padding_in_keyring;
+  wrap = wrap_name != NULL ? eta_wrap_from_string (wrap_name) : (EtaWrap) wrap_in_keyring;
 
   key_option = eta_mount_table_key_option (record->fingerprint_hex,
-                                           eta_padding_to_string (padding));
+                                           eta_padding_to_string (padding),
+                                           eta_wrap_to_string (wrap));
   if (g_str_equal (format, "mount"))
     g_print ("%s,%s,no_sig_cache\n", key_option, ETA_MOUNT_CIPHER_OPTIONS);
   else if (g_str_equal (format, "fstab"))

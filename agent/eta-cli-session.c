@@ -238,7 +238,7 @@ eta_cli_command_unlock (const EtaCliOptions *options, int argc, char **argv)
         {
           const gchar *sig = eta_cli_lookup_string (key, "sig");
           g_auto (GStrv) mounts = eta_mount_table_mounts_for_sig (NULL, sig);
-          gboolean in_use = eta_cli_keyring_find (sig, NULL) > 0 || mounts[0] != NULL;
+          gboolean in_use = eta_cli_keyring_find (sig, NULL, NULL) > 0 || mounts[0] != NULL;
           g_autofree gchar *token = g_strdup_printf ("%s\n%s", eta_cli_lookup_string (key, "token-label"),
                                                      eta_cli_lookup_string (key, "token-serial"));
 

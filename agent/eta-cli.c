@@ -230,7 +230,7 @@ eta_cli_key_sig (const EtaPublicKeyRecord *record, gchar sig[17])
 }
 
 gint32
-eta_cli_keyring_find (const gchar *sig, gint *padding)
+eta_cli_keyring_find (const gchar *sig, gint *padding, gint *wrap)
 {
   key_serial_t key = keyctl_search (KEY_SPEC_USER_KEYRING, "user", sig, 0);
   g_autofree guint8 *payload = NULL;
@@ -247,5 +247,7 @@ eta_cli_keyring_find (const gchar *sig, gint *padding)
     return 0;
   if (padding != NULL)
     *padding = blob.padding;
+  if (wrap != NULL)
+    *wrap = blob.wrap;
   return key;
 }

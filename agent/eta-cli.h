@@ -72,7 +72,8 @@ EtaPublicKeyRecord *eta_cli_find_key (const gchar *command, const gchar *fingerp
 gboolean eta_cli_key_sig (const EtaPublicKeyRecord *record, gchar sig[17]);
 
 /* Our auth token for @sig in the user keyring: its key serial (> 0), or 0.
- * Never calls out to request-key. *padding receives the blob's padding. */
-gint32 eta_cli_keyring_find (const gchar *sig, gint *padding);
+ * Never calls out to request-key. *padding and *wrap (each may be NULL)
+ * receive the blob's padding and wrap mode. */
+gint32 eta_cli_keyring_find (const gchar *sig, gint *padding, gint *wrap);
 
 G_END_DECLS

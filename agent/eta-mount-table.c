@@ -121,16 +121,28 @@ eta_mount_table_list_sigs (const gchar *mountinfo_path)
 }
 
 gchar *
-eta_mount_table_key_option (const gchar *fingerprint, const gchar *padding)
+eta_mount_table_key_option (const gchar *fingerprint, const gchar *padding, const gchar *wrap)
 {
+  /* The key module's default is epoch: only the other choice is spelt out,
+   * which keeps the option (at most 128 characters) short. */
+  if (wrap != NULL && !g_str_equal (wrap, "epoch"))
+    return g_strdup_printf ("key=%s:fingerprint=%s:padding=%s:wrap=%s", ETA_KEYMOD_ALIAS,
+                            fingerprint, padding, wrap);
   return g_strdup_printf ("key=%s:fingerprint=%s:padding=%s", ETA_KEYMOD_ALIAS, fingerprint,
                           padding);
 }
 
 gchar *
-eta_mount_table_options_for_key (const gchar *fingerprint, const gchar *padding)
+eta_mount_table_options_for_key_with_wrap (const gchar *fingerprint, const gchar *padding,
+                                           const gchar *wrap)
 {
-  g_autofree gchar *key_option = eta_mount_table_key_option (fingerprint, padding);
+  g_autofree gchar *key_option = eta_mount_table_key_option (fingerprint, padding, wrap);
 
   return g_strconcat (key_option, ",", ETA_MOUNT_CIPHER_OPTIONS, ",no_sig_cache", NULL);
+}
+
+gchar *
+eta_mount_table_options_for_key (const gchar *fingerprint, const gchar *padding)
+{
+  return eta_mount_table_options_for_key_with_wrap (fingerprint, padding, NULL);
 }

@@ -19,10 +19,17 @@ GStrv eta_mount_table_mounts_for_sig (const gchar *mountinfo_path, const gchar *
   "ecryptfs_enable_filename_crypto=n"
 
 /* The key module's option "key=token-agent:fingerprint=...:padding=..." for
- * the token key @fingerprint used with @padding ("oaep" or "pkcs1"). */
-gchar *eta_mount_table_key_option (const gchar *fingerprint, const gchar *padding);
-/* All the options of `mount -t ecryptfs -o ...` for that key. */
+ * the token key @fingerprint used with @padding ("oaep" or "pkcs1"), with
+ * ":wrap=per-file" when @wrap is "per-file" (NULL or "epoch": the module's
+ * default, left out). */
+gchar *eta_mount_table_key_option (const gchar *fingerprint, const gchar *padding,
+                                   const gchar *wrap);
+/* All the options of `mount -t ecryptfs -o ...` for that key, wrapped per
+ * epoch (the default). */
 gchar *eta_mount_table_options_for_key (const gchar *fingerprint, const gchar *padding);
+/* The same with the wrap mode @wrap, as eta_mount_table_key_option(). */
+gchar *eta_mount_table_options_for_key_with_wrap (const gchar *fingerprint, const gchar *padding,
+                                                  const gchar *wrap);
 
 /* Every ecryptfs_sig of every eCryptfs mount, each once (NULL-terminated,
  * possibly empty): the keys mounted directories use. */

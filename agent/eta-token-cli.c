@@ -40,13 +40,13 @@ print_usage (FILE *stream)
            _("tokens, and the keys on them with fingerprints and where they are in use"));
   fprintf (stream, "  add-key FINGERPRINT       %s\n",
            _("add a token key to your keyring for eCryptfs"));
-  fprintf (stream, "          [--padding oaep|pkcs1] [--pubkey FILE]\n");
+  fprintf (stream, "          [--padding oaep|pkcs1] [--pubkey FILE] [--wrap epoch|per-file]\n");
   fprintf (stream, "  remove-key FINGERPRINT    %s\n",
            _("remove a token key from your keyring"));
   fprintf (stream, "  mount-options FINGERPRINT %s\n",
            _("options for mount, /etc/fstab or ~/.ecryptfsrc"));
   fprintf (stream, "          [--format mount|fstab|ecryptfsrc] [--padding oaep|pkcs1]\n"
-                   "          [LOWER_DIR MOUNT_POINT]\n");
+                   "          [--wrap epoch|per-file] [LOWER_DIR MOUNT_POINT]\n");
   fprintf (stream, "  status                    %s\n",
            _("the agent, the tokens and their logins, the mounts using token keys"));
   fprintf (stream, "  unlock [FINGERPRINT]      %s\n",

@@ -3,7 +3,9 @@
 
 #include <string.h>
 
-#define HEADER_LEN 40
+/* The fixed header before the SPKI length: with the wrap byte in version 2. */
+#define HEADER_LEN_V1 40
+#define HEADER_LEN    41
 
 static size_t
 label_len (const char *label)
@@ -20,16 +22,23 @@ eta_blob_size (size_t spki_len, const char *key_label, const char *token_label)
   return size > ETA_BLOB_MAX_SIZE ? 0 : size;
 }
 
+static int
+wrap_is_known (unsigned int wrap)
+{
+  return wrap == ETA_WRAP_EPOCH || wrap == ETA_WRAP_PER_FILE;
+}
+
 size_t
-eta_blob_write (uint8_t *out, EtaPadding padding,
-                const uint8_t *spki, size_t spki_len,
-                const char *key_label, const char *token_label)
+eta_blob_write_with_wrap (uint8_t *out, EtaPadding padding, EtaWrap wrap,
+                          const uint8_t *spki, size_t spki_len,
+                          const char *key_label, const char *token_label)
 {
   size_t size = eta_blob_size (spki_len, key_label, token_label);
   size_t pos = HEADER_LEN, len;
 
   if (size == 0 || spki_len == 0
-      || (padding != ETA_PADDING_OAEP && padding != ETA_PADDING_PKCS1))
+      || (padding != ETA_PADDING_OAEP && padding != ETA_PADDING_PKCS1)
+      || !wrap_is_known (wrap))
     return 0;
 
   memcpy (out, "ETAK", 4);
@@ -39,6 +48,7 @@ eta_blob_write (uint8_t *out, EtaPadding padding,
   out[7] = (uint8_t) size;
   if (eta_key_fingerprint (spki, spki_len, out + 8) != 0)
     return 0;
+  out[40] = (uint8_t) wrap;
 
   out[pos++] = (uint8_t) (spki_len >> 8);
   out[pos++] = (uint8_t) spki_len;
@@ -58,6 +68,15 @@ eta_blob_write (uint8_t *out, EtaPadding padding,
   return pos;
 }
 
+size_t
+eta_blob_write (uint8_t *out, EtaPadding padding,
+                const uint8_t *spki, size_t spki_len,
+                const char *key_label, const char *token_label)
+{
+  return eta_blob_write_with_wrap (out, padding, ETA_WRAP_EPOCH, spki, spki_len, key_label,
+                                   token_label);
+}
+
 EtaBlobStatus
 eta_blob_parse (const uint8_t *data, size_t len, EtaBlob *blob)
 {
@@ -72,25 +91,32 @@ EtaBlobStatus
 eta_blob_parse_layout (const uint8_t *data, size_t available, EtaBlob *blob)
 {
   uint8_t fingerprint[ETA_FINGERPRINT_LEN];
-  size_t total, pos = HEADER_LEN, len;
+  size_t total, header, pos, len;
 
   memset (blob, 0, sizeof *blob);
   if (data == NULL || available < 4 || memcmp (data, "ETAK", 4) != 0)
     return ETA_BLOB_ERROR_MAGIC;
-  if (available < HEADER_LEN + 4)
+  if (available < HEADER_LEN_V1 + 4)
     return ETA_BLOB_ERROR_TRUNCATED;
-  if (data[4] != ETA_BLOB_VERSION)
+  if (data[4] != 1 && data[4] != ETA_BLOB_VERSION)
     return ETA_BLOB_ERROR_VERSION;
+  header = data[4] == 1 ? HEADER_LEN_V1 : HEADER_LEN;
   total = ((size_t) data[6] << 8) | data[7];
   if (total > ETA_BLOB_MAX_SIZE)
     return ETA_BLOB_ERROR_OVERSIZED;
   /* The stated length is the writer's word; the bytes there are the truth. */
-  if (total < HEADER_LEN + 4 || total > available)
+  if (total < header + 4 || total > available)
     return ETA_BLOB_ERROR_TRUNCATED;
   if (data[5] != ETA_PADDING_OAEP && data[5] != ETA_PADDING_PKCS1)
     return ETA_BLOB_ERROR_PADDING;
+  /* Version 1 was written before per-file wrapping could be chosen. */
+  if (header == HEADER_LEN && !wrap_is_known (data[40]))
+    return ETA_BLOB_ERROR_WRAP;
   blob->padding = (EtaPadding) data[5];
+  blob->wrap = header == HEADER_LEN ? (EtaWrap) data[40] : ETA_WRAP_EPOCH;
   memcpy (blob->fingerprint, data + 8, ETA_FINGERPRINT_LEN);
+
+  pos = header;
 
   len = ((size_t) data[pos] << 8) | data[pos + 1];
   pos += 2;
@@ -130,6 +156,7 @@ eta_blob_status_to_string (EtaBlobStatus status)
     case ETA_BLOB_ERROR_OVERSIZED: return "key blob is larger than allowed";
     case ETA_BLOB_ERROR_PADDING: return "key blob names an unknown padding scheme";
     case ETA_BLOB_ERROR_KEY: return "key blob holds no valid RSA public key";
+    case ETA_BLOB_ERROR_WRAP: return "key blob names an unknown wrap mode";
     }
   return "unknown key blob error";
 }
@@ -147,5 +174,21 @@ eta_padding_from_string (const char *name)
     return ETA_PADDING_OAEP;
   if (strcmp (name, "pkcs1") == 0)
     return ETA_PADDING_PKCS1;
+  return 0;
+}
+
+const char *
+eta_wrap_to_string (EtaWrap wrap)
+{
+  return wrap == ETA_WRAP_PER_FILE ? "per-file" : "epoch";
+}
+
+EtaWrap
+eta_wrap_from_string (const char *name)
+{
+  if (name == NULL || strcmp (name, "epoch") == 0)
+    return ETA_WRAP_EPOCH;
+  if (strcmp (name, "per-file") == 0)
+    return ETA_WRAP_PER_FILE;
   return 0;
 }

@@ -7,7 +7,7 @@
  * epoch, encrypts K once with the public key, and wraps each file's payload
  * (cipher code | FEK | checksum, as the kernel hands it over) under K. The
  * agent decrypts K on the token once per epoch and keeps it while the token
- * is logged in. docs/epoch-format.md has the format byte for byte, with
+ * is logged in. keymod/epoch-format.md has the format byte for byte, with
  * test vectors.
  *
  * Layout, integers big-endian:

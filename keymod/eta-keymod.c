@@ -3,7 +3,11 @@
  * Thin on purpose: wraps file keys locally with the public key in the blob (so
  * new files can be written with the token unplugged and no agent running), and
  * forwards unwraps to the agent on the user's session bus. It never prompts,
- * never loads a PKCS#11 module and never sees a PIN. */
+ * never loads a PKCS#11 module and never sees a PIN.
+ *
+ * By default a file key is wrapped per epoch (keymod/epoch-format.md): one
+ * token operation opens a whole epoch's files. wrap=per-file writes plain RSA
+ * per file, as the upstream modules do. */
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -11,11 +15,11 @@
 #include <ecryptfs.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "eta-agent-client.h"
 #include "eta-blob.h"
+#include "eta-epoch-wrapper.h"
 #include "eta-keymod-config.h"
 #include "eta-keymod-log.h"
 #include "eta-names.h"
@@ -26,7 +30,7 @@
 /* decision_graph.h is not installed; its value of ECRYPTFS_PARAM_FLAG_ECHO_INPUT. */
 #define ETA_PARAM_FLAG_ECHO_INPUT 0x00000001
 
-enum { PARAM_FINGERPRINT, PARAM_PADDING, PARAM_PUBKEY, N_PARAMS };
+enum { PARAM_FINGERPRINT, PARAM_PADDING, PARAM_PUBKEY, PARAM_WRAP, N_PARAMS };
 
 /* Every parameter has a default: libecryptfs passes only the parameters that
  * got a value, matched by position, so a hole would shift the rest. */
@@ -43,9 +47,34 @@ static struct key_mod_param params[N_PARAMS] = {
     .option = "pubkey",
     .description = "Certificate or public key file to use when the agent is out of reach",
     .default_val = "none" },
+  { .id = PARAM_WRAP, .flags = ETA_PARAM_FLAG_ECHO_INPUT,
+    .option = "wrap",
+    .description = "How new files' keys are wrapped: epoch (one token operation per epoch), "
+                   "or per-file (plain RSA per file)",
+    .default_val = "epoch" },
 };
 
 static EtaKeymodConfig config;
+
+/* Made on the first wrap, not in init (which must stay cheap). */
+static GMutex epochs_lock;
+static EtaEpochWrapper *epochs;
+
+static EtaEpochWrapper *
+get_epochs (void)
+{
+  EtaEpochWrapper *wrapper;
+
+  g_mutex_lock (&epochs_lock);
+  if (epochs == NULL)
+    {
+      epochs = eta_epoch_wrapper_new (config.epoch_seconds, config.epoch_files);
+      eta_epoch_wrapper_set_log_func (epochs, eta_keymod_log);
+    }
+  wrapper = epochs;
+  g_mutex_unlock (&epochs_lock);
+  return wrapper;
+}
 
 /* The size of the blob get_blob last wrote: get_key_sig runs on it before
  * libecryptfs has set data_len (it is still 0 then). */
@@ -59,6 +88,11 @@ token_agent_init (char **alias)
     return -ENOMEM;
   /* Cheap and infallible: no bus, no threads here (see ECRYPTFS-FACTS). */
   eta_keymod_config_load (&config);
+  /* A module loaded again in the same process (it is never unloaded). */
+  g_mutex_lock (&epochs_lock);
+  if (epochs != NULL)
+    eta_epoch_wrapper_set_limits (epochs, config.epoch_seconds, config.epoch_files);
+  g_mutex_unlock (&epochs_lock);
   return 0;
 }
 
@@ -123,7 +157,9 @@ token_agent_get_blob (unsigned char *blob, size_t *blob_size,
   const char *fingerprint_param = param_value (vals, num_vals, PARAM_FINGERPRINT);
   const char *padding_param = param_value (vals, num_vals, PARAM_PADDING);
   const char *pubkey_param = param_value (vals, num_vals, PARAM_PUBKEY);
+  const char *wrap_param = param_value (vals, num_vals, PARAM_WRAP);
   EtaPadding padding = eta_padding_from_string (padding_param);
+  EtaWrap wrap = eta_wrap_from_string (wrap_param);
   size_t size;
 
   if (fingerprint_param == NULL)
@@ -140,6 +176,11 @@ token_agent_get_blob (unsigned char *blob, size_t *blob_size,
   if (padding == 0)
     {
       eta_keymod_log (LOG_ERR, "padding=%s is unknown (use oaep or pkcs1)", padding_param);
+      return ECRYPTFS_KEY_MOD_BADPARAM;
+    }
+  if (wrap == 0)
+    {
+      eta_keymod_log (LOG_ERR, "wrap=%s is unknown (use epoch or per-file)", wrap_param);
       return ECRYPTFS_KEY_MOD_BADPARAM;
     }
 
@@ -166,9 +207,10 @@ token_agent_get_blob (unsigned char *blob, size_t *blob_size,
     }
   /* libecryptfs passes an uninitialised *blob_size with the buffer: it
    * allocated what the size query said, which is @size. */
-  *blob_size = eta_blob_write (blob, padding, g_bytes_get_data (pending->spki, NULL),
-                               g_bytes_get_size (pending->spki), pending->key_label,
-                               pending->token_label);
+  *blob_size = eta_blob_write_with_wrap (blob, padding, wrap,
+                                         g_bytes_get_data (pending->spki, NULL),
+                                         g_bytes_get_size (pending->spki), pending->key_label,
+                                         pending->token_label);
   built_blob_len = *blob_size;
   g_clear_pointer (&pending, eta_public_key_record_free);
   return *blob_size ? 0 : ECRYPTFS_KEY_MOD_DATA_TOO_LARGE;
@@ -266,58 +308,77 @@ token_agent_get_key_sig (unsigned char *sig, unsigned char *blob_data)
   return 0;
 }
 
+/* How many bytes encrypt writes for @blob's key and a payload of @from_size
+ * bytes: an epoch packet, or plain RSA (*per_file) when the blob asks for it
+ * or when the packet would not fit a tag 1 packet (RSA 4096). */
+static size_t
+wrapped_size (const EtaBlob *blob, EVP_PKEY *key, size_t from_size, gboolean *per_file)
+{
+  size_t modulus_bytes = (size_t) EVP_PKEY_get_size (key);
+  size_t size = 0;
+
+  if (blob->wrap == ETA_WRAP_EPOCH)
+    size = eta_epoch_wrapper_packet_size (modulus_bytes, from_size);
+  *per_file = size == 0;
+  return size != 0 ? size : modulus_bytes;
+}
+
 static int
 token_agent_encrypt (char *to, size_t *to_size, char *from, size_t from_size,
                      unsigned char *blob_data, int blob_type)
 {
   EtaBlob blob;
   EVP_PKEY *key = NULL;
-  EVP_PKEY_CTX *ctx = NULL;
-  size_t modulus_bytes, out_len;
+  gboolean per_file;
+  size_t size, out_len;
   int rc = -EINVAL;
 
   if (parse_blob_logged (blob_data, held_blob_len (blob_data), &blob) != 0)
     return -EINVAL;
+  if (from_size == 0 || from_size > ECRYPTFS_MAX_KEY_BYTES + 3)
+    {
+      eta_keymod_log (LOG_ERR, "refusing to wrap a %zu-byte payload", from_size);
+      return -EINVAL;
+    }
   key = public_key_for_blob (&blob);
   if (key == NULL)
     return -EINVAL;
-  modulus_bytes = (size_t) EVP_PKEY_get_size (key);
+  /* The size query must name the size the second call writes. */
+  size = wrapped_size (&blob, key, from_size, &per_file);
   if (to == NULL)
     {
-      *to_size = modulus_bytes;
+      *to_size = size;
       EVP_PKEY_free (key);
       return 0;
     }
-  if (*to_size < modulus_bytes || from_size > ECRYPTFS_MAX_KEY_BYTES + 3)
-    {
-      EVP_PKEY_free (key);
-      return -EINVAL;
-    }
+  if (*to_size < size)
+    goto out;
 
-  ctx = EVP_PKEY_CTX_new (key, NULL);
-  out_len = *to_size;
-  if (ctx == NULL || EVP_PKEY_encrypt_init (ctx) != 1)
-    goto out;
-  if (blob.padding == ETA_PADDING_OAEP)
+  if (per_file)
     {
-      if (EVP_PKEY_CTX_set_rsa_padding (ctx, RSA_PKCS1_OAEP_PADDING) != 1
-          || EVP_PKEY_CTX_set_rsa_oaep_md (ctx, EVP_sha1 ()) != 1
-          || EVP_PKEY_CTX_set_rsa_mgf1_md (ctx, EVP_sha1 ()) != 1)
-        goto out;
+      out_len = *to_size;
+      if (eta_rsa_encrypt (key, blob.padding, (const uint8_t *) from, from_size,
+                           (uint8_t *) to, &out_len) != 0)
+        {
+          eta_keymod_log (LOG_ERR, "RSA encryption with key %s failed", blob.key_label);
+          goto out;
+        }
     }
-  else if (EVP_PKEY_CTX_set_rsa_padding (ctx, RSA_PKCS1_PADDING) != 1)
-    goto out;
-  if (EVP_PKEY_encrypt (ctx, (unsigned char *) to, &out_len,
-                        (const unsigned char *) from, from_size) != 1)
+  else
     {
-      eta_keymod_log (LOG_ERR, "RSA encryption with key %s failed", blob.key_label);
-      goto out;
+      out_len = eta_epoch_wrapper_wrap (get_epochs (), blob.fingerprint, blob.padding, key,
+                                        (const uint8_t *) from, from_size, (uint8_t *) to,
+                                        *to_size);
+      if (out_len == 0)
+        {
+          eta_keymod_log (LOG_ERR, "epoch wrapping with key %s failed", blob.key_label);
+          goto out;
+        }
     }
   *to_size = out_len;
   rc = 0;
 
 out:
-  EVP_PKEY_CTX_free (ctx);
   EVP_PKEY_free (key);
   return rc;
 }
@@ -437,6 +498,11 @@ static int
 token_agent_finalize (void)
 {
   eta_agent_client_disconnect ();
+  /* Every epoch key wiped (ecryptfsd on SIGTERM never gets here; its pages
+   * go with the process and were never in a core dump). */
+  g_mutex_lock (&epochs_lock);
+  g_clear_pointer (&epochs, eta_epoch_wrapper_free);
+  g_mutex_unlock (&epochs_lock);
   g_mutex_lock (&key_cache_lock);
   g_clear_pointer (&key_cache, g_hash_table_unref);
   g_mutex_unlock (&key_cache_lock);

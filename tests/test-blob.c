@@ -1,4 +1,5 @@
-/* The key module's blob: round trip, and every way a blob can be bad. */
+/* The key module's blob: round trip, the wrap mode of version 2, version 1
+ * blobs, and every way a blob can be bad. */
 #include <string.h>
 
 #include <glib.h>
@@ -45,6 +46,7 @@ test_roundtrip (Fixture *fixture, gconstpointer data)
 
   g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_OK);
   g_assert_cmpint (blob.padding, ==, ETA_PADDING_OAEP);
+  g_assert_cmpint (blob.wrap, ==, ETA_WRAP_EPOCH);
   g_assert_cmpmem (blob.spki, blob.spki_len, fixture->spki, fixture->spki_len);
   g_assert_cmpstr (blob.key_label, ==, "Key label");
   g_assert_cmpstr (blob.token_label, ==, "Token label");
@@ -72,7 +74,7 @@ test_no_secret_inside (Fixture *fixture, gconstpointer data)
   EtaBlob blob;
   g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_OK);
   g_assert_cmpuint (fixture->blob_len, ==,
-                    40 + 2 + fixture->spki_len + 1 + strlen ("Key label") + 1
+                    41 + 2 + fixture->spki_len + 1 + strlen ("Key label") + 1
                     + strlen ("Token label"));
 }
 
@@ -106,7 +108,7 @@ test_truncated (Fixture *fixture, gconstpointer data)
 
   /* An SPKI length running past the end. */
   fixture_set_up (fixture, NULL);
-  fixture->blob[40] = 0x0f;
+  fixture->blob[41] = 0x0f;
   g_assert_cmpint (eta_blob_parse (fixture->blob, sizeof fixture->blob, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
 
   /* Too short to hold even the header. */
@@ -187,6 +189,93 @@ test_long_labels_cut (Fixture *fixture, gconstpointer data)
   g_assert_cmpuint (strlen (blob.key_label), ==, ETA_BLOB_LABEL_MAX);
 }
 
+static void
+test_wrap_roundtrip (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+  gsize len = eta_blob_write_with_wrap (fixture->blob, ETA_PADDING_PKCS1, ETA_WRAP_PER_FILE,
+                                        fixture->spki, fixture->spki_len, "Key", "Token");
+
+  g_assert_cmpuint (len, ==, eta_blob_size (fixture->spki_len, "Key", "Token"));
+  g_assert_cmpuint (fixture->blob[4], ==, 2);
+  g_assert_cmpuint (fixture->blob[40], ==, ETA_WRAP_PER_FILE);
+  g_assert_cmpint (eta_blob_parse (fixture->blob, len, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpint (blob.wrap, ==, ETA_WRAP_PER_FILE);
+  g_assert_cmpint (blob.padding, ==, ETA_PADDING_PKCS1);
+  g_assert_cmpmem (blob.spki, blob.spki_len, fixture->spki, fixture->spki_len);
+  g_assert_cmpstr (blob.token_label, ==, "Token");
+
+  len = eta_blob_write_with_wrap (fixture->blob, ETA_PADDING_OAEP, ETA_WRAP_EPOCH,
+                                  fixture->spki, fixture->spki_len, "Key", "Token");
+  g_assert_cmpint (eta_blob_parse (fixture->blob, len, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpint (blob.wrap, ==, ETA_WRAP_EPOCH);
+
+  /* Names, as the mount parameter and the command line spell them. */
+  g_assert_cmpint (eta_wrap_from_string (NULL), ==, ETA_WRAP_EPOCH);
+  g_assert_cmpint (eta_wrap_from_string ("epoch"), ==, ETA_WRAP_EPOCH);
+  g_assert_cmpint (eta_wrap_from_string ("per-file"), ==, ETA_WRAP_PER_FILE);
+  g_assert_cmpint (eta_wrap_from_string ("perfile"), ==, 0);
+  g_assert_cmpstr (eta_wrap_to_string (ETA_WRAP_PER_FILE), ==, "per-file");
+  g_assert_cmpstr (eta_wrap_to_string (ETA_WRAP_EPOCH), ==, "epoch");
+  /* Nothing is written for a mode the parser would refuse. */
+  g_assert_cmpuint (eta_blob_write_with_wrap (fixture->blob, ETA_PADDING_OAEP, 3, fixture->spki,
+                                              fixture->spki_len, NULL, NULL), ==, 0);
+}
+
+/* A version 1 blob, as earlier releases wrote it into keyrings: no wrap
+ * byte, the SPKI length at offset 40. */
+static gsize
+make_v1_blob (Fixture *fixture, guint8 *out)
+{
+  gsize len = fixture->blob_len - 1;
+
+  memcpy (out, fixture->blob, 40);
+  memcpy (out + 40, fixture->blob + 41, fixture->blob_len - 41);
+  out[4] = 1;
+  out[6] = (guint8) (len >> 8);
+  out[7] = (guint8) len;
+  return len;
+}
+
+static void
+test_version1_still_parses (Fixture *fixture, gconstpointer data)
+{
+  g_autofree guint8 *v1 = g_malloc (fixture->blob_len);
+  gsize len = make_v1_blob (fixture, v1);
+  EtaBlob blob;
+
+  /* Exactly as long as it says: a sanitizer sees any read past it. */
+  g_assert_cmpint (eta_blob_parse (v1, len, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpint (blob.wrap, ==, ETA_WRAP_EPOCH);
+  g_assert_cmpint (blob.padding, ==, ETA_PADDING_OAEP);
+  g_assert_cmpmem (blob.spki, blob.spki_len, fixture->spki, fixture->spki_len);
+  g_assert_cmpstr (blob.key_label, ==, "Key label");
+  g_assert_cmpstr (blob.token_label, ==, "Token label");
+  g_assert_cmpuint (blob.total_len, ==, len);
+  g_assert_cmpint (eta_blob_parse (v1, len - 1, &blob), ==, ETA_BLOB_ERROR_TRUNCATED);
+  /* A v1 blob called v2 reads its SPKI length one byte late. */
+  v1[4] = 2;
+  g_assert_cmpint (eta_blob_parse (v1, len, &blob), !=, ETA_BLOB_OK);
+}
+
+static void
+test_unknown_wrap (Fixture *fixture, gconstpointer data)
+{
+  EtaBlob blob;
+
+  for (guint wrap = 0; wrap < 256; wrap++)
+    {
+      fixture->blob[40] = (guint8) wrap;
+      if (wrap == ETA_WRAP_EPOCH || wrap == ETA_WRAP_PER_FILE)
+        g_assert_cmpint (eta_blob_parse (fixture->blob, fixture->blob_len, &blob), ==,
+                         ETA_BLOB_OK);
+      else
+        g_assert_cmpint (eta_blob_parse_layout (fixture->blob, fixture->blob_len, &blob), ==,
+                         ETA_BLOB_ERROR_WRAP);
+    }
+  g_assert_nonnull (strstr (eta_blob_status_to_string (ETA_BLOB_ERROR_WRAP), "wrap"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -203,5 +292,8 @@ main (int argc, char **argv)
   ADD ("/keymod/blob/unknown-padding", test_unknown_padding);
   ADD ("/keymod/blob/fingerprint-mismatch", test_fingerprint_mismatch);
   ADD ("/keymod/blob/long-labels", test_long_labels_cut);
+  ADD ("/keymod/blob/wrap-roundtrip", test_wrap_roundtrip);
+  ADD ("/keymod/blob/version1-still-parses", test_version1_still_parses);
+  ADD ("/keymod/blob/unknown-wrap", test_unknown_wrap);
   return g_test_run ();
 }

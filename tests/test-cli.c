@@ -6,6 +6,7 @@
 #include <keyutils.h>
 #include <libsecret/secret.h>
 
+#include "eta-blob.h"
 #include "eta-pin-store.h"
 
 #include "eta-inprocess-daemon.h"
@@ -144,6 +145,75 @@ test_add_key_other_padding (Fixture *fixture, gconstpointer data)
   g_assert_nonnull (strstr (result.err, "ecryptfs-token remove-key"));
   eta_test_cli_result_clear (&result);
   g_assert_true (eta_harness_remove_user_key (sig, NULL));
+}
+
+/* --wrap per-file: into the auth token (encrypt gets nothing else) and into
+ * the printed options; epoch, the default, is never spelt out. */
+static void
+test_add_key_per_file (Fixture *fixture, gconstpointer data)
+{
+  const gchar *fpr = fixture->token->fingerprint[ETA_TEST_KEY_RSA2048];
+  const gchar *per_file[] = { "add-key", fpr, "--wrap", "per-file", NULL };
+  const gchar *epoch[] = { "add-key", fpr, "--wrap", "epoch", NULL };
+  const gchar *options[] = { "mount-options", fpr, NULL };
+  const gchar *options_epoch[] = { "mount-options", fpr, "--wrap", "epoch", NULL };
+  const gchar *bad_wrap[] = { "add-key", fpr, "--wrap", "sometimes", NULL };
+  const gchar *bad_options[] = { "mount-options", fpr, "--wrap", "sometimes", NULL };
+  g_autofree gchar *option = g_strdup_printf (
+      "key=token-agent:fingerprint=%s:padding=oaep:wrap=per-file,", fpr);
+  g_autofree gchar *epoch_option = g_strdup_printf (
+      "key=token-agent:fingerprint=%s:padding=oaep,", fpr);
+  EtaTestCliResult result = run_cli (fixture, per_file);
+  g_autofree gchar *sig = NULL;
+  g_autofree guint8 *payload = NULL;
+  void *buffer = NULL;
+  key_serial_t key;
+  EtaBlob blob;
+  long len;
+
+  g_assert_cmpint (result.exit_code, ==, 0);
+  sig = g_strndup (strstr (result.out, "ecryptfs_sig: ") + strlen ("ecryptfs_sig: "), 16);
+  g_assert_nonnull (strstr (result.out, option));
+  eta_test_cli_result_clear (&result);
+  key = keyctl_search (KEY_SPEC_USER_KEYRING, "user", sig, 0);
+  g_assert_cmpint (key, >, 0);
+  len = keyctl_read_alloc (key, &buffer);
+  payload = buffer;
+  g_assert_cmpint (len, >, 670);
+  g_assert_cmpint (eta_blob_parse (payload + 670, (gsize) len - 670, &blob), ==, ETA_BLOB_OK);
+  g_assert_cmpint (blob.wrap, ==, ETA_WRAP_PER_FILE);
+
+  /* mount-options follows the auth token in the keyring, or --wrap. */
+  result = run_cli (fixture, options);
+  g_assert_cmpint (result.exit_code, ==, 0);
+  g_assert_true (g_str_has_prefix (result.out, option));
+  eta_test_cli_result_clear (&result);
+  result = run_cli (fixture, options_epoch);
+  g_assert_cmpint (result.exit_code, ==, 0);
+  g_assert_true (g_str_has_prefix (result.out, epoch_option));
+  g_assert_null (strstr (result.out, "wrap="));
+  eta_test_cli_result_clear (&result);
+
+  /* The same key wrapped per epoch would be ignored at mount: refused. */
+  result = run_cli (fixture, epoch);
+  g_assert_cmpint (result.exit_code, ==, 1);
+  g_assert_nonnull (strstr (result.err, "already in your keyring with wrap mode per-file"));
+  eta_test_cli_result_clear (&result);
+
+  result = run_cli (fixture, bad_wrap);
+  g_assert_cmpint (result.exit_code, ==, 2);
+  g_assert_nonnull (strstr (result.err, "--wrap must be epoch or per-file"));
+  eta_test_cli_result_clear (&result);
+  result = run_cli (fixture, bad_options);
+  g_assert_cmpint (result.exit_code, ==, 2);
+  eta_test_cli_result_clear (&result);
+  g_assert_true (eta_harness_remove_user_key (sig, NULL));
+
+  /* Without a token in the keyring, epoch. */
+  result = run_cli (fixture, options);
+  g_assert_cmpint (result.exit_code, ==, 0);
+  g_assert_true (g_str_has_prefix (result.out, epoch_option));
+  eta_test_cli_result_clear (&result);
 }
 
 static void
@@ -655,6 +725,7 @@ main (int argc, char **argv)
   ADD ("/cli/list", NULL, test_list);
   ADD ("/cli/add-key", NULL, test_add_key);
   ADD ("/cli/add-key-other-padding", NULL, test_add_key_other_padding);
+  ADD ("/cli/add-key-per-file", NULL, test_add_key_per_file);
   ADD ("/cli/add-unknown-key", NULL, test_add_unknown_key);
   ADD ("/cli/usage-errors", NULL, test_usage_errors);
   ADD ("/cli/agent-not-running", "no agent", test_agent_not_running);

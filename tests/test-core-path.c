@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 
 #include "eta-ecryptfs-packet.h"
+#include "eta-epoch-packet.h"
 #include "eta-inprocess-daemon.h"
 #include "eta-kernel-player.h"
 #include "eta-test-cli.h"
@@ -33,10 +34,10 @@ typedef struct
 
 /* `ecryptfs-token add-key` as a person would run it; returns the sig. */
 static gchar *
-add_key (Fixture *fixture, EtaTestKeyIndex index, const gchar *padding)
+add_key (Fixture *fixture, EtaTestKeyIndex index, const gchar *padding, const gchar *wrap)
 {
   const gchar *args[] = { "add-key", fixture->token->fingerprint[index], "--padding", padding,
-                          NULL };
+                          "--wrap", wrap, NULL };
   EtaTestCliResult result = eta_test_run_cli (fixture->data_home, args);
   const gchar *line;
   gchar *sig;
@@ -65,12 +66,24 @@ start_daemon (Fixture *fixture, const gchar * const *extra_env)
   g_assert_no_error (error);
 }
 
+/* The fixture's data: "PADDING" or "PADDING,WRAP". */
+static void
+parse_fixture_data (gconstpointer data, gchar **padding, gchar **wrap)
+{
+  g_auto (GStrv) fields = g_strsplit (data ? data : "oaep", ",", 2);
+
+  *padding = g_strdup (fields[0]);
+  *wrap = g_strdup (fields[1] ? fields[1] : "epoch");
+}
+
 static void
 fixture_set_up (Fixture *fixture, gconstpointer data)
 {
-  const gchar *padding = data ? data : "oaep";
+  g_autofree gchar *padding = NULL;
+  g_autofree gchar *wrap = NULL;
   g_autoptr (GError) error = NULL;
 
+  parse_fixture_data (data, &padding, &wrap);
   fixture->token = eta_test_token_get ();
   fixture->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
   g_test_dbus_up (fixture->bus);
@@ -82,9 +95,9 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
   /* Auth tokens with this sig may remain from another test with another padding. */
   for (int i = 0; i < ETA_TEST_N_KEYS; i++)
     {
-      g_autofree gchar *sig = add_key (fixture, i, padding);
+      g_autofree gchar *sig = add_key (fixture, i, padding, wrap);
       eta_harness_remove_user_key (sig, NULL);
-      fixture->sig[i] = add_key (fixture, i, padding);
+      fixture->sig[i] = add_key (fixture, i, padding, wrap);
     }
 }
 
@@ -177,10 +190,13 @@ assert_unwrap_fails (Fixture *fixture, EtaTestKeyIndex index, GBytes *wrapped)
 }
 
 /* add key → wrap with the agent stopped → unwrap via the agent: identical
- * FEKs, AES-128 and AES-256, RSA 2048 and 3072, the padding of the fixture. */
+ * FEKs, AES-128 and AES-256, RSA 2048 and 3072, the padding and wrap mode
+ * of the fixture. */
 static void
 test_roundtrip (Fixture *fixture, gconstpointer data)
 {
+  g_autofree gchar *padding = NULL;
+  g_autofree gchar *wrap_mode = NULL;
   struct { EtaTestKeyIndex key; guint8 code; gsize len; } cases[] = {
     { ETA_TEST_KEY_RSA2048, AES128, 16 }, { ETA_TEST_KEY_RSA2048, AES256, 32 },
     { ETA_TEST_KEY_RSA3072, AES128, 16 }, { ETA_TEST_KEY_RSA3072, AES256, 32 },
@@ -188,15 +204,26 @@ test_roundtrip (Fixture *fixture, gconstpointer data)
   GBytes *feks[G_N_ELEMENTS (cases)];
   GBytes *wrapped[G_N_ELEMENTS (cases)];
 
+  parse_fixture_data (data, &padding, &wrap_mode);
   /* Wrapping needs no agent and no token. */
   eta_test_agent_stop (fixture->agent);
   start_daemon (fixture, NULL);
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
+      gsize modulus = cases[i].key == ETA_TEST_KEY_RSA2048 ? 256 : 384;
+
       feks[i] = random_fek (cases[i].len);
       wrapped[i] = wrap (fixture, cases[i].key, cases[i].code, feks[i]);
-      g_assert_cmpuint (g_bytes_get_size (wrapped[i]), ==,
-                        cases[i].key == ETA_TEST_KEY_RSA2048 ? 256 : 384);
+      if (g_str_equal (wrap_mode, "per-file"))
+        g_assert_cmpuint (g_bytes_get_size (wrapped[i]), ==, modulus);
+      else
+        {
+          /* Cipher code, FEK and checksum sealed in an epoch packet. */
+          g_assert_cmpuint (g_bytes_get_size (wrapped[i]), ==,
+                            eta_epoch_packet_size (modulus, cases[i].len + 3));
+          g_assert_true (eta_epoch_packet_has_magic (g_bytes_get_data (wrapped[i], NULL),
+                                                     g_bytes_get_size (wrapped[i])));
+        }
       /* The FEK is not in the wrapped key in clear. */
       g_assert_null (memmem (g_bytes_get_data (wrapped[i], NULL),
                              g_bytes_get_size (wrapped[i]),
@@ -426,6 +453,8 @@ main (int argc, char **argv)
   g_test_add (path, Fixture, data, fixture_set_up, fn, fixture_tear_down)
   ADD ("/core/roundtrip/oaep", "oaep", test_roundtrip);
   ADD ("/core/roundtrip/pkcs1", "pkcs1", test_roundtrip);
+  ADD ("/core/roundtrip/oaep-per-file", "oaep,per-file", test_roundtrip);
+  ADD ("/core/roundtrip/pkcs1-per-file", "pkcs1,per-file", test_roundtrip);
   ADD ("/core/wrong-then-right-pin", NULL, test_wrong_then_right_pin);
   ADD ("/core/cancel", NULL, test_cancel);
   ADD ("/core/agent-not-running", NULL, test_agent_not_running);

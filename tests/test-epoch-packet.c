@@ -1,5 +1,5 @@
 /* The epoch packet: the format's test vectors (computed with an independent
- * AES-GCM implementation, see docs/epoch-format.md), round trips, and every
+ * AES-GCM implementation, see keymod/epoch-format.md), round trips, and every
  * way a packet can be bad or opened with the wrong epoch key. */
 #include <string.h>
 
@@ -8,7 +8,7 @@
 #include "eta-epoch-packet.h"
 #include "eta-key-id.h"
 
-/* Vector 1 of docs/epoch-format.md. */
+/* Vector 1 of keymod/epoch-format.md. */
 #define VECTOR_SEALED \
   "ef086d3f56df17a9757d9ec91c66ddc06f8c7832b193674abb260fac5487582ffd75b7d588d357e38da8" \
   "24775e0213ec110847"

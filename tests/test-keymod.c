@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include "eta-blob.h"
+#include "eta-epoch-packet.h"
 #include "eta-inprocess-daemon.h"
 #include "eta-kernel-player.h"
 #include "eta-key-id.h"
@@ -76,10 +77,10 @@ fixture_tear_down (Fixture *fixture, gconstpointer data)
 }
 
 static gchar *
-add_token_key (Fixture *fixture, const gchar *fingerprint, const gchar *padding, const gchar *pubkey,
-         GError **error)
+add_token_key_wrap (Fixture *fixture, const gchar *fingerprint, const gchar *padding,
+                    const gchar *pubkey, const gchar *wrap, GError **error)
 {
-  const gchar *names[4] = { NULL }, *values[4] = { NULL };
+  const gchar *names[5] = { NULL }, *values[5] = { NULL };
   int n = 0;
 
   if (fingerprint)
@@ -88,7 +89,16 @@ add_token_key (Fixture *fixture, const gchar *fingerprint, const gchar *padding,
     names[n] = "padding", values[n++] = padding;
   if (pubkey)
     names[n] = "pubkey", values[n++] = pubkey;
+  if (wrap)
+    names[n] = "wrap", values[n++] = wrap;
   return eta_inprocess_daemon_add_key (fixture->daemon, "token-agent", names, values, error);
+}
+
+static gchar *
+add_token_key (Fixture *fixture, const gchar *fingerprint, const gchar *padding, const gchar *pubkey,
+         GError **error)
+{
+  return add_token_key_wrap (fixture, fingerprint, padding, pubkey, NULL, error);
 }
 
 static void
@@ -114,14 +124,16 @@ test_parameters (Fixture *fixture, gconstpointer data)
 
   g_assert_nonnull (module);
   g_assert_cmpint (module->ops->get_params (&params, &count), ==, 0);
-  g_assert_cmpuint (count, ==, 3);
+  g_assert_cmpuint (count, ==, 4);
   g_assert_cmpstr (params[0].option, ==, "fingerprint");
   g_assert_cmpstr (params[1].option, ==, "padding");
   g_assert_cmpstr (params[2].option, ==, "pubkey");
+  g_assert_cmpstr (params[3].option, ==, "wrap");
   /* Every parameter has a default: libecryptfs matches values by position. */
   for (uint32_t i = 0; i < count; i++)
     g_assert_nonnull (params[i].default_val);
   g_assert_cmpstr (params[1].default_val, ==, "oaep");
+  g_assert_cmpstr (params[3].default_val, ==, "epoch");
 }
 
 static void
@@ -157,6 +169,16 @@ test_bad_parameters (Fixture *fixture, gconstpointer data)
       g_assert_null (sig);
       g_assert_nonnull (error);
     }
+
+  /* An unknown wrap mode, with a key that is otherwise fine. */
+  {
+    g_autoptr (GError) error = NULL;
+    g_autofree gchar *sig = add_token_key_wrap (
+        fixture, fixture->token->fingerprint[ETA_TEST_KEY_RSA2048], NULL,
+        fixture->token->certificate_path[ETA_TEST_KEY_RSA2048], "sometimes", &error);
+    g_assert_null (sig);
+    g_assert_nonnull (error);
+  }
 }
 
 static void
@@ -188,7 +210,42 @@ test_pubkey_file_without_agent (Fixture *fixture, gconstpointer data)
   g_assert_true (eta_inprocess_daemon_wrap (fixture->daemon, sig, AES128, fek, sizeof fek,
                                             &wrapped, &error));
   g_assert_no_error (error);
-  g_assert_cmpuint (g_bytes_get_size (wrapped), ==, 256);
+  /* An epoch packet (the default) around RSA-2048 of the epoch key. */
+  g_assert_cmpuint (g_bytes_get_size (wrapped), ==, eta_epoch_packet_size (256, 3 + sizeof fek));
+  g_assert_true (eta_epoch_packet_has_magic (g_bytes_get_data (wrapped, NULL),
+                                             g_bytes_get_size (wrapped)));
+}
+
+/* The wrap mode goes into the blob: encrypt gets nothing else. */
+static void
+test_wrap_mode_in_blob (Fixture *fixture, gconstpointer data)
+{
+  const gchar *wraps[] = { NULL, "epoch", "per-file" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (wraps); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree gchar *sig = add_token_key_wrap (
+          fixture, fixture->token->fingerprint[ETA_TEST_KEY_RSA2048], NULL,
+          fixture->token->certificate_path[ETA_TEST_KEY_RSA2048], wraps[i], &error);
+      key_serial_t key;
+      g_autofree guint8 *payload = NULL;
+      void *buffer = NULL;
+      EtaBlob blob;
+      long len;
+
+      g_assert_no_error (error);
+      key = request_key ("user", sig, NULL, KEY_SPEC_USER_KEYRING);
+      g_assert_cmpint (key, >, 0);
+      len = keyctl_read_alloc (key, &buffer);
+      payload = buffer;
+      g_assert_cmpint (len, >, AUTH_TOK_BLOB_OFFSET);
+      g_assert_cmpint (eta_blob_parse (payload + AUTH_TOK_BLOB_OFFSET,
+                                       (gsize) len - AUTH_TOK_BLOB_OFFSET, &blob), ==,
+                       ETA_BLOB_OK);
+      g_assert_cmpint (blob.wrap, ==, i == 2 ? ETA_WRAP_PER_FILE : ETA_WRAP_EPOCH);
+      eta_harness_remove_user_key (sig, NULL);
+    }
 }
 
 static void
@@ -462,6 +519,7 @@ main (int argc, char **argv)
   ADD ("/keymod/add/unknown-fingerprint", NULL, test_unknown_fingerprint);
   ADD ("/keymod/add/pubkey-file-without-agent", NULL, test_pubkey_file_without_agent);
   ADD ("/keymod/add/pubkey-file-of-another-key", NULL, test_pubkey_file_of_another_key);
+  ADD ("/keymod/add/wrap-mode-in-blob", NULL, test_wrap_mode_in_blob);
   ADD ("/keymod/add/saved-record-without-agent", NULL, test_saved_record_without_agent);
   ADD ("/keymod/add/saved-records-ambiguous", NULL, test_saved_records_ambiguous);
   ADD ("/keymod/add/no-agent-no-record", NULL, test_no_agent_no_record);

@@ -1,4 +1,7 @@
-/* Finding the eCryptfs mounts that use a key, from mountinfo lines. */
+/* Finding the eCryptfs mounts that use a key, from mountinfo lines; the key
+ * module option for a key. */
+#include <string.h>
+
 #include <glib.h>
 #include <glib/gstdio.h>
 
@@ -95,6 +98,33 @@ test_mount_point_not_utf8 (void)
   g_unlink (path);
 }
 
+/* The key option for mount, fstab and ~/.ecryptfsrc: wrap= only when it is
+ * not the key module's default. */
+static void
+test_key_option (void)
+{
+  g_autofree gchar *plain = eta_mount_table_key_option ("0123456789abcdef", "oaep", NULL);
+  g_autofree gchar *epoch = eta_mount_table_key_option ("0123456789abcdef", "pkcs1", "epoch");
+  g_autofree gchar *per_file = eta_mount_table_key_option ("0123456789abcdef", "oaep",
+                                                           "per-file");
+  g_autofree gchar *all = eta_mount_table_options_for_key_with_wrap (
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "pkcs1", "per-file");
+  g_autofree gchar *all_epoch = eta_mount_table_options_for_key ("0123456789abcdef", "oaep");
+  g_auto (GStrv) options = g_strsplit (all, ",", -1);
+
+  g_assert_cmpstr (plain, ==, "key=token-agent:fingerprint=0123456789abcdef:padding=oaep");
+  g_assert_cmpstr (epoch, ==, "key=token-agent:fingerprint=0123456789abcdef:padding=pkcs1");
+  g_assert_cmpstr (per_file, ==,
+                   "key=token-agent:fingerprint=0123456789abcdef:padding=oaep:wrap=per-file");
+  g_assert_true (g_str_has_suffix (options[0], ":padding=pkcs1:wrap=per-file"));
+  /* Each comma-separated option fits mount's 128 characters, even with a
+   * full fingerprint. */
+  for (gsize i = 0; options[i] != NULL; i++)
+    g_assert_cmpuint (strlen (options[i]), <=, 128);
+  g_assert_true (g_str_has_prefix (all_epoch, plain));
+  g_assert_true (g_str_has_suffix (all_epoch, ",no_sig_cache"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -103,5 +133,6 @@ main (int argc, char **argv)
   g_test_add_func ("/agent/mount-table/missing-file", test_missing_file);
   g_test_add_func ("/agent/mount-table/list-sigs", test_list_sigs);
   g_test_add_func ("/agent/mount-table/mount-point-not-utf8", test_mount_point_not_utf8);
+  g_test_add_func ("/agent/mount-table/key-option", test_key_option);
   return g_test_run ();
 }

@@ -103,7 +103,12 @@ check_module (const guint8 *payload_bytes, size_t blob_len)
                                     ECRYPTFS_BLOB_TYPE_BLOB) != 0);
       /* A buffer smaller than the size query said: refused, not overrun. */
       out_size = to_size - 1;
-      ETA_FUZZ_CHECK (ops->encrypt (to, &out_size, from, 19, blob, ECRYPTFS_BLOB_TYPE_BLOB) != 0);
+      ETA_FUZZ_CHECK (ops->encrypt (to, &out_size, from, 35, blob, ECRYPTFS_BLOB_TYPE_BLOB) != 0);
+      /* The size query names what the wrap writes: an epoch packet's size
+       * depends on the payload, plain RSA's does not. */
+      out_size = to_size;
+      if (ops->encrypt (to, &out_size, from, 35, blob, ECRYPTFS_BLOB_TYPE_BLOB) == 0)
+        ETA_FUZZ_CHECK (out_size == to_size);
     }
 
   ASAN_UNPOISON_MEMORY_REGION (blob + blob_len,

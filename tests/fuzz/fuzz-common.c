@@ -8,10 +8,12 @@
 #include "eta-blob.h"
 #include "eta-key-id.h"
 
-/* Offsets of the blob layout (keymod/eta-blob.h). */
+/* Offsets of the blob layout (keymod/eta-blob.h): version 2 has the wrap
+ * byte at 40, before the SPKI length. */
+#define BLOB_VERSION_OFFSET     4
 #define BLOB_FINGERPRINT_OFFSET 8
-#define BLOB_SPKI_LEN_OFFSET    40
-#define BLOB_SPKI_OFFSET        42
+#define BLOB_SPKI_LEN_OFFSET_V1 40
+#define BLOB_SPKI_LEN_OFFSET    41
 
 /* GLib breaks into a debugger (SIGTRAP) on a fatal message, which libFuzzer
  * does not catch: abort instead, so that it reports the input. */
@@ -72,13 +74,18 @@ gboolean
 eta_fuzz_fix_blob_fingerprint (guint8 *blob, size_t len)
 {
   uint8_t fingerprint[ETA_FINGERPRINT_LEN];
-  size_t spki_len;
+  size_t spki_len, spki_len_offset, spki_offset;
 
-  if (len < BLOB_SPKI_OFFSET)
+  if (len <= BLOB_VERSION_OFFSET)
     return FALSE;
-  spki_len = ((size_t) blob[BLOB_SPKI_LEN_OFFSET] << 8) | blob[BLOB_SPKI_LEN_OFFSET + 1];
-  if (spki_len == 0 || spki_len > len - BLOB_SPKI_OFFSET
-      || eta_key_fingerprint (blob + BLOB_SPKI_OFFSET, spki_len, fingerprint) != 0
+  spki_len_offset = blob[BLOB_VERSION_OFFSET] == 1 ? BLOB_SPKI_LEN_OFFSET_V1
+                                                   : BLOB_SPKI_LEN_OFFSET;
+  spki_offset = spki_len_offset + 2;
+  if (len < spki_offset)
+    return FALSE;
+  spki_len = ((size_t) blob[spki_len_offset] << 8) | blob[spki_len_offset + 1];
+  if (spki_len == 0 || spki_len > len - spki_offset
+      || eta_key_fingerprint (blob + spki_offset, spki_len, fingerprint) != 0
       || memcmp (blob + BLOB_FINGERPRINT_OFFSET, fingerprint, sizeof fingerprint) == 0)
     return FALSE;
   memcpy (blob + BLOB_FINGERPRINT_OFFSET, fingerprint, sizeof fingerprint);

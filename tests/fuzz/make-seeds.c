@@ -173,7 +173,23 @@ remove_certificate_file (const gchar *path)
 }
 
 static void
-write_blob (const gchar *name, const EtaPublicKeyRecord *record)
+write_blob (const gchar *name, const EtaPublicKeyRecord *record, EtaWrap wrap)
+{
+  gsize spki_len;
+  const guint8 *spki = g_bytes_get_data (record->spki, &spki_len);
+  size_t size = eta_blob_size (spki_len, record->key_label, record->token_label);
+  g_autofree guint8 *blob = g_malloc (size);
+
+  if (size == 0 || eta_blob_write_with_wrap (blob, record->padding, wrap, spki, spki_len,
+                                             record->key_label, record->token_label) != size)
+    die ("cannot write a blob");
+  write_seed ("blob", name, blob, size);
+}
+
+/* A version 1 blob, as earlier releases left them in keyrings: the version 2
+ * layout without the wrap byte at offset 40. */
+static void
+write_blob_v1 (const gchar *name, const EtaPublicKeyRecord *record)
 {
   gsize spki_len;
   const guint8 *spki = g_bytes_get_data (record->spki, &spki_len);
@@ -183,6 +199,11 @@ write_blob (const gchar *name, const EtaPublicKeyRecord *record)
   if (size == 0 || eta_blob_write (blob, record->padding, spki, spki_len, record->key_label,
                                    record->token_label) != size)
     die ("cannot write a blob");
+  memmove (blob + 40, blob + 41, size - 41);
+  size--;
+  blob[4] = 1;
+  blob[6] = (guint8) (size >> 8);
+  blob[7] = (guint8) size;
   write_seed ("blob", name, blob, size);
 }
 
@@ -205,9 +226,10 @@ write_blob_of_key (const gchar *name, EVP_PKEY *key)
 /* The auth token libecryptfs makes with the key module, as the user keyring
  * holds it: get_blob reads the public key from @pem_path. */
 static void
-write_auth_token (const gchar *name, const EtaPublicKeyRecord *record, const gchar *pem_path)
+write_auth_token (const gchar *name, const EtaPublicKeyRecord *record, const gchar *pem_path,
+                  EtaWrap wrap)
 {
-  struct key_mod_param_val values[3];
+  struct key_mod_param_val values[4];
   struct ecryptfs_key_mod key_mod = { 0 };
   char sig[ETA_KEY_SIG_HEX_LEN + 1] = { 0 };
   char alias[] = ETA_KEYMOD_ALIAS;
@@ -219,11 +241,12 @@ write_auth_token (const gchar *name, const EtaPublicKeyRecord *record, const gch
   values[0].val = record->fingerprint_hex;
   values[1].val = (char *) eta_padding_to_string (record->padding);
   values[2].val = (char *) pem_path;
+  values[3].val = (char *) eta_wrap_to_string (wrap);
   key_mod.alias = alias;
   key_mod.ops = get_key_mod_ops ();
   key_mod.ops->init (&key_mod.alias);
   key_mod.param_vals = values;
-  key_mod.num_param_vals = 3;
+  key_mod.num_param_vals = G_N_ELEMENTS (values);
   rc = ecryptfs_add_key_module_key_to_keyring (sig, &key_mod);
   if (rc < 0)
     die ("libecryptfs could not add the auth token to the user keyring");
@@ -428,11 +451,14 @@ main (int argc, char **argv)
   record_2048 = record_of_certificate (cert_2048, "PIV Card Holder pin (PIV_II)",
                                        ETA_PADDING_OAEP, &pem_2048);
   record_1024 = record_of_certificate (cert_1024, "", ETA_PADDING_PKCS1, &pem_1024);
-  write_blob ("rsa2048-oaep", record_2048);
-  write_blob ("rsa1024-pkcs1", record_1024);
+  write_blob ("rsa2048-oaep", record_2048, ETA_WRAP_EPOCH);
+  write_blob ("rsa1024-pkcs1", record_1024, ETA_WRAP_EPOCH);
+  write_blob ("rsa2048-oaep-per-file", record_2048, ETA_WRAP_PER_FILE);
+  write_blob_v1 ("rsa2048-oaep-v1", record_2048);
   write_blob_of_key ("ec-p256", ec);
-  write_auth_token ("rsa2048-oaep", record_2048, pem_2048);
-  write_auth_token ("rsa1024-pkcs1", record_1024, pem_1024);
+  write_auth_token ("rsa2048-oaep", record_2048, pem_2048, ETA_WRAP_EPOCH);
+  write_auth_token ("rsa1024-pkcs1", record_1024, pem_1024, ETA_WRAP_EPOCH);
+  write_auth_token ("rsa2048-oaep-per-file", record_2048, pem_2048, ETA_WRAP_PER_FILE);
   write_record ("rsa2048-oaep", record_2048);
   write_record ("rsa1024-pkcs1", record_1024);
   write_sealed_reply ();

@@ -141,9 +141,11 @@ tok_mount() {
     esac
 }
 
-# The eCryptfs key packets of a lower file, one per line: "1 KEYID LENGTH"
-# (tag 1: public key, key id = 16 hex digits) or "3 - LENGTH" / "11 - LENGTH"
-# (a passphrase's tag 3 and the tag 11 after it).
+# The eCryptfs key packets of a lower file, one per line: "1 KEYID LENGTH KIND"
+# (tag 1: public key, key id = 16 hex digits; KIND "epoch" when the encrypted
+# key is an epoch packet, starting "ETAE" (keymod/epoch-format.md), else
+# "rsa") or "3 - LENGTH" / "11 - LENGTH" (a passphrase's tag 3 and the tag 11
+# after it).
 # Header: size (8), marker (8), flags (4), extent size (4), extents (2), then
 # the packets; lengths are OpenPGP style (1 byte < 192, else 2 bytes).
 tok_key_packets() {
@@ -168,20 +170,35 @@ tok_key_packets() {
                 if (name == 1) {
                     id = ""
                     for (k = 1; k <= 8; k++) id = id h[body + k]
-                    printf "1 %s %d\n", id, len
+                    # version, key id, algorithm, then the encrypted key
+                    magic = h[body + 10] h[body + 11] h[body + 12] h[body + 13]
+                    printf "1 %s %d %s\n", id, len, magic == "45544145" ? "epoch" : "rsa"
                 } else printf "%d - %d\n", name, len
                 i = body + len
             }
         }'
 }
 
-# tok_check_tag1 LOWERFILE SIG: the file has a tag 1 packet for SIG (key id
-# bytes = the sig), of the size an RSA key of ETA_TOKEN_BITS gives.
+# tok_check_tag1 LOWERFILE SIG [KIND]: the file has a tag 1 packet for SIG
+# (key id bytes = the sig) holding either plain RSA of the size a key of
+# ETA_TOKEN_BITS gives, or an epoch packet around an RSA(K) of that size:
+# header 8, RSA(K), nonce 12, sealed payload (cipher code, FEK, checksum:
+# at most 67 bytes), tag 16, and at most 512 bytes in all. KIND "rsa" or
+# "epoch" asks for that one only.
 tok_check_tag1() {
     _pk=$(tok_key_packets "$1")
-    _want=$((1 + 8 + 1 + ETA_TOKEN_BITS / 8))
-    echo "$_pk" | grep -q -x "1 $2 $_want" ||
-        eta_fail "$1: no tag 1 packet for key id $2 ($_want bytes); packets: $(echo "$_pk" | tr '\n' ';') header: $(od -An -tx1 -j26 -N16 "$1" | tr -s ' ')"
+    _m=$((ETA_TOKEN_BITS / 8))
+    _plain=$((1 + 8 + 1 + _m))
+    _min=$((1 + 8 + 1 + 8 + _m + 12 + 1 + 16))
+    _max=$((1 + 8 + 1 + 8 + _m + 12 + 67 + 16))
+    echo "$_pk" | awk -v id="$2" -v kind="${3:-}" -v plain="$_plain" -v min="$_min" \
+            -v max="$_max" '
+        $1 == 1 && $2 == id && (kind == "" || kind == $4) {
+            if ($4 == "rsa" && $3 == plain) found = 1
+            if ($4 == "epoch" && $3 >= min && $3 <= max && $3 - 10 <= 512) found = 1
+        }
+        END { exit !found }' ||
+        eta_fail "$1: no tag 1 packet for key id $2 (${3:-rsa or epoch}: $_plain bytes, or an epoch packet of $_min..$_max); packets: $(echo "$_pk" | tr '\n' ';') header: $(od -An -tx1 -j26 -N16 "$1" | tr -s ' ')"
 }
 
 # tok_read_fails_eio FILE: reading FILE must fail with EIO; prints the seconds.
