@@ -49,7 +49,7 @@ for state in no-token locked unlocked asking; do
 done
 expect_file /usr/share/glib-2.0/schemas/org.ecryptfs.TokenAgent.gschema.xml
 expect_file /etc/ecryptfs-token-agent/keymod.conf
-expect_file /usr/share/doc/ecryptfs-token-agent/examples/ecryptfs-token-agent-modprobe.conf
+expect_file /etc/modprobe.d/ecryptfs-token-agent.conf
 expect_file /usr/share/man/man1/ecryptfs-token-agent.1
 expect_file /usr/share/man/man1/ecryptfs-token.1
 expect_file /usr/share/man/man7/ecryptfs-token-agent-keymod.7

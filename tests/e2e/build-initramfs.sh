@@ -4,7 +4,7 @@
 # usage: build-initramfs.sh --output FILE (--kernel-env FILE | --modroot DIR --kver KVER)
 #            [--keymod PATH]... [--extra SRC:GUESTPATH]... [--bin PATH]...
 #            [--scenarios DIR]... [--scenario FILE]... [--no-default-scenarios]
-#            [--quiet]
+#            [--modprobe-conf FILE] [--quiet]
 #
 #   --kernel-env FILE   kernel.env printed by fetch-kernel.sh (KVER, MODROOT)
 #   --keymod PATH       an extra eCryptfs key module, copied into
@@ -17,6 +17,9 @@
 #                       suffix is dropped from the name
 #   --scenario FILE     add one scenario script
 #   --no-default-scenarios   leave out tests/e2e/scenarios/
+#   --modprobe-conf FILE     the guest's /etc/modprobe.d/ecryptfs-token-agent.conf
+#                       (run-vm.sh gives the shipped data/ecryptfs-token-agent-modprobe.conf;
+#                       busybox modprobe applies its "options" lines when /init loads ecryptfs)
 #
 # Contents: busybox-static (all applets), a /bin/mount wrapper, ecryptfsd,
 # mount.ecryptfs, umount.ecryptfs, ecryptfs-add-passphrase, ecryptfs-manager,
@@ -42,6 +45,7 @@ extras=()
 bins=()
 scenario_dirs=()
 scenario_files=()
+modprobe_conf=
 
 die() { echo "build-initramfs: $*" >&2; exit 1; }
 say() { [ "$quiet" = 1 ] || echo "build-initramfs: $*" >&2; }
@@ -58,6 +62,7 @@ while [ $# -gt 0 ]; do
         --scenarios) scenario_dirs+=("$2"); shift 2 ;;
         --scenario) scenario_files+=("$2"); shift 2 ;;
         --no-default-scenarios) default_scenarios=0; shift ;;
+        --modprobe-conf) modprobe_conf=$2; shift 2 ;;
         --quiet|-q) quiet=1; shift ;;
         -h|--help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
@@ -248,6 +253,10 @@ done
 # Guest scripts and config.
 install -m 0755 "$here/guest/init" "$root/init"
 install -m 0644 "$here/guest/lib.sh" "$root/usr/share/eta-e2e/lib.sh"
+if [ -n "$modprobe_conf" ]; then
+    [ -f "$modprobe_conf" ] || die "--modprobe-conf $modprobe_conf not found"
+    install -D -m 0644 "$modprobe_conf" "$root/etc/modprobe.d/ecryptfs-token-agent.conf"
+fi
 cat > "$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
 eta:x:1000:1000:eta test user:/home/eta:/bin/sh

@@ -19,9 +19,19 @@ The guest can only write to its console; nothing it does reaches the agent's
 terminal.  Host-side checks (prompt counts, "Wrong PIN" on the retry, no
 unexpected prompt) are reported per scenario next to the guest's verdict.
 
+With --fault-module the agent runs on libeta-fault-pkcs11.so wrapping
+SoftHSM2 (tests/fault-pkcs11/README.md): --token-speed MS makes every
+decryption take MS milliseconds, as on a real token, and fault-bus.py serves
+the module's counters and control keys on the test bus
+(org.ecryptfs.TestFault1), so a guest scenario can count token operations or
+pull a token out.  --backup-token adds a second token, "Backup Token", holding
+the same key (imported into both).
+
 usage: run-token-scenarios.py --agent PATH --cli PATH --keymod PATH
            [--cache DIR] [--workdir DIR] [--only NAMES] [--verbose]
-           [--timeout S] [--known-bugs] [-- more run-vm.sh arguments]
+           [--timeout S] [--known-bugs] [--scenario-dir DIR]
+           [--fault-module PATH [--token-speed MS] [--backup-token]]
+           [-- more run-vm.sh arguments]
 Exit status: 0 all passed, 1 a scenario or host check failed, 2 set-up failed.
 """
 
@@ -42,6 +52,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
 SOFTHSM = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
 TOKEN_LABEL = "Test Token"
+BACKUP_LABEL = "Backup Token"
 KEY_LABEL = "VM key"
 KEY_BITS = 2048
 USER_PIN = "1234"
@@ -50,7 +61,8 @@ WRONG_PIN = "0000"
 # The agent's terminal prompt: "PIN for <token label> (empty line cancels): ",
 # without a newline (it waits on that line).  Matched loosely: the text after
 # the label may change.
-PROMPT_RE = re.compile(r"PIN for %s[^\n]*?: " % re.escape(TOKEN_LABEL))
+PROMPT_RE = re.compile(r"PIN for (?:%s|%s)[^\n]*?: "
+                       % (re.escape(TOKEN_LABEL), re.escape(BACKUP_LABEL)))
 RETRY_RE = re.compile(r"wrong PIN", re.I)
 BUS_NAME = "org.ecryptfs.TokenAgent1"
 
@@ -113,8 +125,9 @@ def cert_sig(cert):
 # The agent on a pseudo-terminal.
 
 class Agent:
-    def __init__(self, path, env, transcript, log):
+    def __init__(self, path, env, transcript, log, provider=SOFTHSM):
         self.path = path
+        self.provider = provider
         self.env = env
         self.transcript = open(transcript, "wb", buffering=0)
         self.log = log
@@ -136,7 +149,7 @@ class Agent:
         pid, fd = pty.fork()
         if pid == 0:
             try:
-                os.execve(self.path, [self.path, "--provider", SOFTHSM], self.env)
+                os.execve(self.path, [self.path, "--provider", self.provider], self.env)
             finally:
                 os._exit(127)
         os.set_blocking(fd, False)
@@ -431,6 +444,97 @@ class Driver:
 
 
 # --------------------------------------------------------------------------
+# Tokens.
+
+def make_tokens(token_dir, labels, same_cert=False):
+    """SoftHSM2 tokens with these labels, all holding the SAME key pair (made
+    in software, imported into each, then destroyed), as
+    tests/fixtures/make-token.sh does for one token.  Each token gets its own
+    self-signed certificate for the key (CN=<key label>, then
+    CN=<key label> (<token label>)), or with SAME_CERT all the first one:
+    pkcs11-helper takes a certificate whose subject is another one's issuer
+    for an issuer, and identical self-signed certificates on two tokens then
+    hide the key from the agent.  Returns the key's fingerprint; writes
+    TOKEN_DIR/softhsm2.conf and TOKEN_DIR/01.cert.pem (the first token's)."""
+    os.makedirs(os.path.join(token_dir, "tokens"))
+    conf = os.path.join(token_dir, "softhsm2.conf")
+    with open(conf, "w") as f:
+        f.write("directories.tokendir = %s/tokens\nobjectstore.backend = file\n"
+                "slots.removable = false\nlog.level = ERROR\n" % token_dir)
+    env = dict(os.environ, SOFTHSM2_CONF=conf)
+
+    def sh(*cmd):
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SetupError("%s failed: %s%s" % (" ".join(cmd[:3]), out.stdout, out.stderr))
+        return out.stdout
+
+    for label in labels:
+        sh("softhsm2-util", "--init-token", "--free", "--label", label,
+           "--so-pin", SO_PIN, "--pin", USER_PIN)
+    work = os.path.join(token_dir, "keygen")
+    os.makedirs(work)
+    key_pem, key_der = os.path.join(work, "key.pem"), os.path.join(work, "key.der")
+    cert = os.path.join(token_dir, "01.cert.pem")
+    cert_der, pub_der = os.path.join(work, "cert.der"), os.path.join(token_dir, "01.pub.der")
+    try:
+        sh("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:%d" % KEY_BITS,
+           "-out", key_pem)
+        sh("openssl", "pkcs8", "-topk8", "-nocrypt", "-in", key_pem, "-outform", "DER",
+           "-out", key_der)
+        sh("openssl", "req", "-x509", "-new", "-key", key_pem, "-subj", "/CN=" + KEY_LABEL,
+           "-days", "3650", "-outform", "PEM", "-out", cert)
+        sh("openssl", "x509", "-in", cert, "-outform", "DER", "-out", cert_der)
+        sh("openssl", "pkey", "-in", key_pem, "-pubout", "-outform", "DER", "-out", pub_der)
+        for n, label in enumerate(labels):
+            this_cert = cert_der
+            if n > 0 and not same_cert:
+                this_cert = os.path.join(work, "cert%d.der" % n)
+                sh("openssl", "req", "-x509", "-new", "-key", key_pem,
+                   "-subj", "/CN=%s (%s)" % (KEY_LABEL, label), "-days", "3650",
+                   "-outform", "DER", "-out", this_cert)
+            for obj, kind, extra in ((key_der, "privkey", ["--usage-decrypt"]),
+                                     (this_cert, "cert", [])):
+                sh("pkcs11-tool", "--module", SOFTHSM, "--token-label", label, "--login",
+                   "--pin", USER_PIN, "--write-object", obj, "--type", kind, "--id", "01",
+                   "--label", KEY_LABEL, *extra)
+    finally:
+        # The private key exists only on the tokens from here on.
+        for f in (key_pem, key_der):
+            if os.path.exists(f):
+                with open(f, "r+b") as fh:
+                    fh.write(b"\0" * os.path.getsize(f))
+                os.unlink(f)
+        shutil.rmtree(work, ignore_errors=True)
+    with open(pub_der, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def start_fault_bus(workdir, env, control, status, log):
+    """fault-bus.py on the test bus; returns its Popen once it owns its name."""
+    logf = open(os.path.join(workdir, "fault-bus.log"), "w")
+    proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "fault-bus.py"),
+                             "--control", control, "--status", status],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=logf, text=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            if "ready" in line:
+                log("fault-bus.py serves the fault module's counters (pid %d)" % proc.pid)
+                return proc
+            if not line:
+                break
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    proc.wait()
+    logf.close()
+    with open(os.path.join(workdir, "fault-bus.log")) as f:
+        raise SetupError("fault-bus.py did not start (python3-gi?):\n" + f.read()[-2000:])
+
 
 def run(args):
     workdir = os.path.abspath(args.workdir)
@@ -443,22 +547,35 @@ def run(args):
     for path in (args.agent, args.cli, args.keymod, SOFTHSM):
         if not os.path.exists(path):
             raise SetupError("%s not found" % path)
+    if (args.token_speed is not None or args.backup_token) and not args.fault_module:
+        raise SetupError("--token-speed and --backup-token need --fault-module")
+    if args.fault_module and not os.path.exists(args.fault_module):
+        raise SetupError("fault module %s not found (target eta-fault-pkcs11)" % args.fault_module)
+    scenario_dir = os.path.abspath(args.scenario_dir or os.path.join(HERE, "scenarios-token"))
+    if not os.path.isdir(scenario_dir):
+        raise SetupError("scenario directory %s not found" % scenario_dir)
 
-    # The token.
+    # The token (and its backup, holding the same key).
     token_dir = os.path.join(workdir, "token")
     shutil.rmtree(token_dir, ignore_errors=True)
-    out = subprocess.run([os.path.join(SOURCE_ROOT, "tests/fixtures/make-token.sh"), token_dir,
-                          TOKEN_LABEL, USER_PIN, SO_PIN, "%s:%d:01" % (KEY_LABEL, KEY_BITS)],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SetupError("make-token.sh failed: " + out.stderr)
-    fingerprint = out.stdout.split()[1]
+    if args.backup_token:
+        fingerprint = make_tokens(token_dir, [TOKEN_LABEL, BACKUP_LABEL],
+                                  same_cert=args.backup_same_cert)
+    else:
+        out = subprocess.run([os.path.join(SOURCE_ROOT, "tests/fixtures/make-token.sh"),
+                              token_dir, TOKEN_LABEL, USER_PIN, SO_PIN,
+                              "%s:%d:01" % (KEY_LABEL, KEY_BITS)],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SetupError("make-token.sh failed: " + out.stderr)
+        fingerprint = out.stdout.split()[1]
     cert = os.path.join(token_dir, "01.cert.pem")
-    log("token made: key %s" % fingerprint)
+    log("token made: key %s%s" % (fingerprint, ", on two tokens" if args.backup_token else ""))
 
     bus_dir = None
     agent = None
     vm = None
+    fault_bus = None
     try:
         out = subprocess.run([os.path.join(HERE, "host-bus.sh"), "start"],
                              capture_output=True, text=True)
@@ -476,7 +593,30 @@ def run(args):
                     "ECRYPTFS_TOKEN_AGENT_TEST_ALLOW_ANONYMOUS": "1",
                     "TERM": "dumb", "LANG": "C.UTF-8",
                     "GSETTINGS_BACKEND": "memory"})
-        agent = Agent(args.agent, env, os.path.join(workdir, "agent-terminal.log"), log)
+        agent_env = dict(env)
+        provider = SOFTHSM
+        if args.fault_module:
+            # The agent alone loads the fault module: one process writes its
+            # status file.  fault-bus.py shows it to the guest.
+            control = os.path.join(workdir, "fault.control")
+            status = os.path.join(workdir, "fault.status")
+            for f in (control, status):
+                if os.path.exists(f):
+                    os.unlink(f)
+            with open(control, "w") as f:
+                f.write("counters_epoch=0\n")
+                if args.token_speed:
+                    f.write("delay_ops=decrypt\ndelay_ms=%d\n" % args.token_speed)
+            agent_env.update({"ETA_FAULT_PKCS11_CONTROL": control,
+                              "ETA_FAULT_PKCS11_STATUS": status,
+                              "ETA_FAULT_PKCS11_WRAPPED": SOFTHSM})
+            provider = os.path.abspath(args.fault_module)
+            fault_bus = start_fault_bus(workdir, env, control, status, log)
+            log("agent on the fault module, decrypt %s"
+                % ("%d ms per operation" % args.token_speed if args.token_speed
+                   else "at SoftHSM2's speed"))
+        agent = Agent(args.agent, agent_env, os.path.join(workdir, "agent-terminal.log"), log,
+                      provider)
         agent.start()
 
         # The key id: what the agent says, and what the certificate gives.
@@ -499,6 +639,10 @@ def run(args):
             f.write("ETA_TOKEN_FPR=%s\nETA_TOKEN_SIG=%s\nETA_TOKEN_BITS=%d\n"
                     "ETA_TOKEN_LABEL='%s'\nETA_TOKEN_KEY_LABEL='%s'\n"
                     % (fingerprint, sig, KEY_BITS, TOKEN_LABEL, KEY_LABEL))
+            # The fault module (token-lib.sh's tok_fault_* functions).
+            f.write("ETA_TOKEN_FAULT=%d\nETA_TOKEN_SPEED_MS=%d\nETA_TOKEN_BACKUP_LABEL='%s'\n"
+                    % (1 if args.fault_module else 0, args.token_speed or 0,
+                       BACKUP_LABEL if args.backup_token else ""))
 
         vm_dir = os.path.join(workdir, "vm")
         os.makedirs(vm_dir, exist_ok=True)
@@ -508,9 +652,11 @@ def run(args):
         cmd = [os.path.join(HERE, "run-vm.sh"),
                "--workdir", vm_dir, "--log", console,
                "--keymod", args.keymod, "--bus-socket", bus_socket,
-               "--no-default-scenarios", "--scenarios", os.path.join(HERE, "scenarios-token"),
+               "--no-default-scenarios", "--scenarios", scenario_dir,
                "--extra", "%s:/etc/eta-token/token.env" % env_file,
                "--extra", "%s:/etc/eta-token/cert.pem" % cert,
+               "--extra", "%s:/etc/eta-token/keymod.conf"
+               % os.path.join(SOURCE_ROOT, "data", "keymod.conf"),
                "--extra", "%s:/usr/share/eta-e2e/token-lib.sh"
                % os.path.join(HERE, "guest", "token-lib.sh"),
                "--scenario-timeout", str(args.scenario_timeout),
@@ -551,6 +697,9 @@ def run(args):
             vm.wait()
         if agent is not None:
             agent.stop()
+        if fault_bus is not None:
+            fault_bus.terminate()
+            fault_bus.wait()
         if bus_dir:
             subprocess.run([os.path.join(HERE, "host-bus.sh"), "stop", bus_dir])
 
@@ -608,6 +757,20 @@ def main():
     p.add_argument("--known-bugs", action="store_true",
                    help="also run scenarios-token-known-bugs/ (they fail until the "
                         "product is fixed)")
+    p.add_argument("--scenario-dir",
+                   help="the guest scenarios (default: scenarios-token/ next to this script)")
+    p.add_argument("--fault-module",
+                   help="run the agent on this libeta-fault-pkcs11.so (wrapping SoftHSM2) "
+                        "and serve its counters and control on the bus (fault-bus.py)")
+    p.add_argument("--token-speed", type=int, metavar="MS",
+                   help="every token decryption takes MS milliseconds (the fault "
+                        "module's delay_ms for decrypt); needs --fault-module")
+    p.add_argument("--backup-token", action="store_true",
+                   help="a second token, '%s', holding the same key; needs "
+                        "--fault-module (its absent_tokens key pulls either out)" % BACKUP_LABEL)
+    p.add_argument("--backup-same-cert", action="store_true",
+                   help="the backup token holds the first token's certificate too "
+                        "(by default it has its own for the same key)")
     p.add_argument("vm_args", nargs="*", help="more run-vm.sh arguments (after --)")
     args = p.parse_args()
 

@@ -15,6 +15,10 @@
 #   --scenarios DIR        more scenario scripts (repeatable)
 #   --scenario FILE        one more scenario script (repeatable)
 #   --no-default-scenarios leave out tests/e2e/scenarios/
+#   --modprobe-conf FILE   the guest's /etc/modprobe.d/ecryptfs-token-agent.conf,
+#                          applied when /init loads ecryptfs (default: the
+#                          shipped data/ecryptfs-token-agent-modprobe.conf;
+#                          "none": no file, the kernel's defaults)
 #   --only NAME[,NAME]     run only these scenarios
 #  bus
 #   --bus-socket PATH      forward guest tcp:10.0.2.100:6000 to this host unix
@@ -29,6 +33,7 @@
 #   --net                  networking without a bus
 #  guest
 #   --wait-timeout N       ecryptfs_message_wait_timeout=N for the ecryptfs module
+#                          (on top of the modprobe file's options)
 #   --scenario-timeout S   per-scenario limit in the guest (default 60)
 #   --append ARGS          more kernel command line
 #   --memory MB            guest RAM (default 384)
@@ -54,6 +59,7 @@ cache=${ETA_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ecryptfs-token-agent-vm}
 kernel_env=
 initramfs=
 build_args=()
+modprobe_conf=$here/../../data/ecryptfs-token-agent-modprobe.conf
 only=
 bus_socket=
 host_bus=0
@@ -83,6 +89,7 @@ while [ $# -gt 0 ]; do
         --initramfs) initramfs=$2; shift 2 ;;
         --keymod|--extra|--bin|--scenarios|--scenario) build_args+=("$1" "$2"); shift 2 ;;
         --no-default-scenarios) build_args+=("$1"); shift ;;
+        --modprobe-conf) modprobe_conf=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
         --bus-socket) bus_socket=$2; shift 2 ;;
         --host-bus) host_bus=1; shift ;;
@@ -160,6 +167,10 @@ vmlinux=$(sed -n 's/^VMLINUX=//p' "$kernel_env")
 manifest=
 if [ -z "$initramfs" ]; then
     initramfs=$workdir/initramfs.cpio
+    if [ "$modprobe_conf" != none ]; then
+        [ -f "$modprobe_conf" ] || die "modprobe file $modprobe_conf not found"
+        build_args+=(--modprobe-conf "$modprobe_conf")
+    fi
     "$here/build-initramfs.sh" --quiet --kernel-env "$kernel_env" --output "$initramfs" \
         "${build_args[@]}" || die "build-initramfs.sh failed"
     manifest=$initramfs.scenarios

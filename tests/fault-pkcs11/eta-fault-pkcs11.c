@@ -166,6 +166,7 @@ typedef struct
   CK_RV fail_rv;
   char serial[64];
   char counters_epoch[64];
+  char absent_tokens[512]; /* labels of tokens that are out, comma separated */
   char unknown[512];   /* unknown keys and values, reported in the status file */
 } Settings;
 
@@ -175,6 +176,7 @@ typedef struct
   CK_SLOT_ID slot;
   CK_FLAGS flags;       /* as opened, to open it again */
   unsigned long epoch;  /* removals seen when it was opened */
+  unsigned long slot_epoch; /* removals of its own token (absent_tokens) then */
   unsigned busy;        /* calls in flight on it */
   bool closed;          /* closed by the application, or by finalisation */
   bool real_open;       /* still open in the wrapped module */
@@ -191,6 +193,7 @@ typedef struct
 {
   int op;
   Scope scope;
+  CK_SLOT_ID slot;  /* for SCOPE_SLOT */
   size_t index;     /* into sessions, for SCOPE_SESSION */
   CK_SESSION_HANDLE real;
   bool waited;      /* the token may have gone while we slept */
@@ -227,6 +230,12 @@ static char counters_epoch[64];
 static CK_SLOT_ID known_slots[MAX_SLOTS];
 static bool slot_event[MAX_SLOTS];
 static size_t n_known_slots;
+/* Per known slot, for absent_tokens: its token's label (learnt from the
+ * wrapped module), whether that token is out now, and how often it went. */
+static char slot_labels[MAX_SLOTS][33];
+static bool slot_label_known[MAX_SLOTS];
+static bool slot_absent[MAX_SLOTS];
+static unsigned long slot_removals[MAX_SLOTS];
 
 static Session *sessions;
 static size_t n_sessions;
@@ -512,6 +521,8 @@ parse_settings (Settings *s, char *text)
         copy_string (s->serial, sizeof s->serial, value);
       else if (strcmp (key, "counters_epoch") == 0)
         copy_string (s->counters_epoch, sizeof s->counters_epoch, value);
+      else if (strcmp (key, "absent_tokens") == 0)
+        copy_string (s->absent_tokens, sizeof s->absent_tokens, value);
       else
         note_unknown (s, key, NULL);
     }
@@ -527,22 +538,104 @@ mark_slot_events (void)
   pthread_cond_broadcast (&wakeup);
 }
 
+/* Whether @label is one of the comma-separated labels in @list (blanks
+ * around each one do not count). */
+static bool
+label_listed (const char *list, const char *label)
+{
+  size_t len = strlen (label);
+  const char *p = list;
+
+  if (len == 0)
+    return false;
+  while (*p != '\0')
+    {
+      const char *end = strchr (p, ',');
+      const char *a = p;
+      const char *b;
+
+      if (end == NULL)
+        end = p + strlen (p);
+      b = end;
+      while (a < b && (*a == ' ' || *a == '\t'))
+        a++;
+      while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+        b--;
+      if ((size_t) (b - a) == len && memcmp (a, label, len) == 0)
+        return true;
+      p = *end != '\0' ? end + 1 : end;
+    }
+  return false;
+}
+
+/* Index of @slot among the known slots, or -1. Lock held. */
+static int
+known_slot_index (CK_SLOT_ID slot)
+{
+  for (size_t i = 0; i < n_known_slots; i++)
+    if (known_slots[i] == slot)
+      return (int) i;
+  return -1;
+}
+
+/* Whether the token in @slot is out: all of them (present=false,
+ * remove_during) or this one (absent_tokens). Lock held. */
+static bool
+slot_gone (CK_SLOT_ID slot)
+{
+  int i;
+
+  if (!present)
+    return true;
+  i = known_slot_index (slot);
+  return i >= 0 && slot_absent[i];
+}
+
+/* Removals of the token in @slot alone. Lock held. */
+static unsigned long
+slot_epoch (CK_SLOT_ID slot)
+{
+  int i = known_slot_index (slot);
+  return i >= 0 ? slot_removals[i] : 0;
+}
+
 static void
 apply_presence (void)
 {
   bool now_present = settings.present && !forced_absent;
+  bool changed = false;
 
-  if (now_present == present)
-    return;
-  if (!now_present)
+  if (now_present != present)
     {
-      /* Every open session dies with the token; the wrapped module closes
-       * them (which logs it out) as soon as no call is using them. */
-      epoch++;
-      closable_pending = true;
+      if (!now_present)
+        {
+          /* Every open session dies with the token; the wrapped module
+           * closes them (which logs it out) as soon as no call is using
+           * them. */
+          epoch++;
+          closable_pending = true;
+        }
+      present = now_present;
+      mark_slot_events ();
     }
-  present = now_present;
-  mark_slot_events ();
+  /* absent_tokens: the same, for the named tokens only. */
+  for (size_t i = 0; i < n_known_slots; i++)
+    {
+      bool absent = slot_label_known[i] && label_listed (settings.absent_tokens, slot_labels[i]);
+
+      if (absent == slot_absent[i])
+        continue;
+      if (absent)
+        {
+          slot_removals[i]++;
+          closable_pending = true;
+        }
+      slot_absent[i] = absent;
+      slot_event[i] = true;
+      changed = true;
+    }
+  if (changed)
+    pthread_cond_broadcast (&wakeup);
 }
 
 static char *
@@ -630,13 +723,15 @@ text_append (Text *text, const char *format, ...)
     text->used = MIN_SIZE (text->used + (size_t) n, text->size - 1);
 }
 
+static bool session_dead (const Session *session);
+
 static size_t
 count_open_sessions (void)
 {
   size_t count = 0;
 
   for (size_t i = 0; i < n_sessions; i++)
-    if (!sessions[i].closed && sessions[i].epoch == epoch)
+    if (!sessions[i].closed && !session_dead (&sessions[i]))
       count++;
   return count;
 }
@@ -660,6 +755,11 @@ write_status (void)
   text_append (&text, "slot_event_waiting=%u\n", slot_event_waiting);
   text_append (&text, "sessions_open=%zu\n", count_open_sessions ());
   text_append (&text, "unknown_keys=%s\n", settings.unknown);
+  text_append (&text, "absent_tokens=");
+  for (size_t i = 0, n = 0; i < n_known_slots; i++)
+    if (slot_absent[i])
+      text_append (&text, "%s%s", n++ ? "," : "", slot_labels[i]);
+  text_append (&text, "\n");
   for (int i = 0; i < N_OPS; i++)
     {
       /* The counters tests ask for most are always there, even at zero. */
@@ -700,7 +800,7 @@ write_status (void)
 static bool
 session_dead (const Session *session)
 {
-  return session->epoch != epoch;
+  return session->epoch != epoch || session->slot_epoch != slot_epoch (session->slot);
 }
 
 /* Looks up the application's @handle. */
@@ -715,7 +815,7 @@ session_lookup (CK_SESSION_HANDLE handle, size_t *index)
   if (session->closed)
     return CKR_SESSION_HANDLE_INVALID;
   if (session_dead (session))
-    return present ? CKR_SESSION_HANDLE_INVALID : CKR_DEVICE_REMOVED;
+    return slot_gone (session->slot) ? CKR_DEVICE_REMOVED : CKR_SESSION_HANDLE_INVALID;
   *index = handle - 1;
   return CKR_OK;
 }
@@ -734,7 +834,8 @@ session_add (CK_SESSION_HANDLE real_session, CK_SLOT_ID slot, CK_FLAGS flags,
       sessions_capacity = capacity;
     }
   sessions[n_sessions] = (Session) {
-    .real = real_session, .slot = slot, .flags = flags, .epoch = epoch, .real_open = true,
+    .real = real_session, .slot = slot, .flags = flags, .epoch = epoch,
+    .slot_epoch = slot_epoch (slot), .real_open = true,
   };
   n_sessions++;
   *handle = n_sessions;
@@ -853,7 +954,7 @@ presence_rv (const Call *call)
       if (session_dead (&sessions[call->index]))
         return CKR_DEVICE_REMOVED;
     }
-  else if (call->scope == SCOPE_SLOT && !present)
+  else if (call->scope == SCOPE_SLOT && slot_gone (call->slot))
     return call->waited ? CKR_DEVICE_REMOVED : CKR_TOKEN_NOT_PRESENT;
   return CKR_OK;
 }
@@ -890,7 +991,7 @@ call_begin (Call *call, int op, Scope scope, CK_ULONG target)
 {
   CK_RV rv = CKR_OK;
 
-  *call = (Call) { .op = op, .scope = scope };
+  *call = (Call) { .op = op, .scope = scope, .slot = scope == SCOPE_SLOT ? target : 0 };
   pthread_once (&once, init_once);
   pthread_mutex_lock (&lock);
   reload_control ();
@@ -909,7 +1010,7 @@ call_begin (Call *call, int op, Scope scope, CK_ULONG target)
       else
         call->scope = SCOPE_GLOBAL;  /* nothing to release at the end */
     }
-  else if (scope == SCOPE_SLOT && !present)
+  else if (scope == SCOPE_SLOT && slot_gone (target))
     rv = CKR_TOKEN_NOT_PRESENT;
 
   if (rv == CKR_OK && settings.delay_ops[op] && settings.delay_ms > 0)
@@ -1034,8 +1135,47 @@ remember_slots (const CK_SLOT_ID *slots, CK_ULONG count)
         {
           known_slots[n_known_slots] = slots[i];
           slot_event[n_known_slots] = false;
+          slot_label_known[n_known_slots] = false;
+          slot_absent[n_known_slots] = false;
+          slot_removals[n_known_slots] = 0;
           n_known_slots++;
         }
+    }
+}
+
+/* Learns the labels of the tokens in @slots from the wrapped module, for
+ * absent_tokens, and applies it to them. Lock not held. */
+static void
+learn_labels (const CK_SLOT_ID *slots, CK_ULONG count)
+{
+  for (CK_ULONG i = 0; i < count; i++)
+    {
+      CK_TOKEN_INFO info;
+      bool known;
+      int index;
+
+      pthread_mutex_lock (&lock);
+      index = known_slot_index (slots[i]);
+      known = index < 0 || slot_label_known[index];
+      pthread_mutex_unlock (&lock);
+      if (known || real->C_GetTokenInfo (slots[i], &info) != CKR_OK)
+        continue;
+
+      pthread_mutex_lock (&lock);
+      index = known_slot_index (slots[i]);
+      if (index >= 0 && !slot_label_known[index])
+        {
+          size_t len = sizeof info.label;
+
+          /* Blank-padded, not terminated. */
+          while (len > 0 && info.label[len - 1] == ' ')
+            len--;
+          memcpy (slot_labels[index], info.label, len);
+          slot_labels[index][len] = '\0';
+          slot_label_known[index] = true;
+          apply_presence ();
+        }
+      pthread_mutex_unlock (&lock);
     }
 }
 
@@ -1078,6 +1218,8 @@ fault_C_Initialize (CK_VOID_PTR pInitArgs)
       if (slots_rv == CKR_OK)
         remember_slots (slots, count);
       pthread_mutex_unlock (&lock);
+      if (slots_rv == CKR_OK)
+        learn_labels (slots, count);
     }
   return call_end (&call, rv);
 }
@@ -1147,11 +1289,13 @@ fault_C_GetSlotList (CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_P
   Call call;
   CK_RV rv = call_begin (&call, OP_get_slot_list, SCOPE_GLOBAL, 0);
   bool absent;
+  bool some_absent;
 
   if (rv != CKR_OK)
     return call_end (&call, rv);
   pthread_mutex_lock (&lock);
   absent = !present;
+  some_absent = settings.absent_tokens[0] != '\0';
   pthread_mutex_unlock (&lock);
   if (tokenPresent && absent)
     {
@@ -1161,12 +1305,41 @@ fault_C_GetSlotList (CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_P
         *pulCount = 0;
       return call_end (&call, rv);
     }
+  if (tokenPresent && some_absent)
+    {
+      /* The slots whose token absent_tokens names are left out. */
+      CK_SLOT_ID all[MAX_SLOTS];
+      CK_ULONG n = MAX_SLOTS;
+      CK_ULONG kept = 0;
+
+      if (pulCount == NULL)
+        return call_end (&call, CKR_ARGUMENTS_BAD);
+      rv = real->C_GetSlotList (CK_TRUE, all, &n);
+      if (rv != CKR_OK)
+        return call_end (&call, rv);
+      pthread_mutex_lock (&lock);
+      remember_slots (all, n);
+      pthread_mutex_unlock (&lock);
+      learn_labels (all, n);
+      pthread_mutex_lock (&lock);
+      for (CK_ULONG i = 0; i < n; i++)
+        if (!slot_gone (all[i]))
+          all[kept++] = all[i];
+      pthread_mutex_unlock (&lock);
+      if (pSlotList != NULL && *pulCount < kept)
+        rv = CKR_BUFFER_TOO_SMALL;
+      else if (pSlotList != NULL)
+        memcpy (pSlotList, all, kept * sizeof all[0]);
+      *pulCount = kept;
+      return call_end (&call, rv);
+    }
   rv = real->C_GetSlotList (tokenPresent, pSlotList, pulCount);
   if (rv == CKR_OK && pSlotList != NULL)
     {
       pthread_mutex_lock (&lock);
       remember_slots (pSlotList, *pulCount);
       pthread_mutex_unlock (&lock);
+      learn_labels (pSlotList, *pulCount);
     }
   return call_end (&call, rv);
 }
@@ -1182,7 +1355,7 @@ fault_C_GetSlotInfo (CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
   if (rv == CKR_OK)
     {
       pthread_mutex_lock (&lock);
-      if (!present)
+      if (slot_gone (slotID))
         pInfo->flags &= ~CKF_TOKEN_PRESENT;
       if (settings.removable)
         pInfo->flags |= CKF_REMOVABLE_DEVICE;
@@ -1310,6 +1483,7 @@ fault_C_OpenSession (CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication
   Call call;
   CK_SESSION_HANDLE real_session = CK_INVALID_HANDLE;
   unsigned long opened_epoch;
+  unsigned long opened_slot_epoch;
   CK_RV rv;
 
   if (phSession == NULL)
@@ -1320,6 +1494,7 @@ fault_C_OpenSession (CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication
 
   pthread_mutex_lock (&lock);
   opened_epoch = epoch;
+  opened_slot_epoch = slot_epoch (slotID);
   pthread_mutex_unlock (&lock);
   /* The notification callback would see the wrapped module's handle;
    * nobody we know of uses it. */
@@ -1328,7 +1503,7 @@ fault_C_OpenSession (CK_SLOT_ID slotID, CK_FLAGS flags, CK_VOID_PTR pApplication
     return call_end (&call, rv);
 
   pthread_mutex_lock (&lock);
-  if (epoch != opened_epoch || !initialized)
+  if (epoch != opened_epoch || slot_epoch (slotID) != opened_slot_epoch || !initialized)
     rv = CKR_DEVICE_REMOVED;
   else
     rv = session_add (real_session, slotID, flags, phSession);

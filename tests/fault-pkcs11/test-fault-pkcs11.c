@@ -533,6 +533,76 @@ test_remove_insert (Fixture *fixture, gconstpointer data)
   pkcs11h_certificate_freeCertificate (certificate);
 }
 
+/* absent_tokens takes out one token by its label, like present=false does
+ * all of them: the other slots stay as they are. */
+static void
+test_absent_tokens (Fixture *fixture, gconstpointer data)
+{
+  pkcs11h_certificate_t certificate = open_certificate (KEY_2048_ID);
+  CK_ULONG before = count_slots (fixture->f, CK_TRUE);
+  CK_SESSION_HANDLE old_session;
+  CK_SESSION_HANDLE new_session;
+  CK_SESSION_HANDLE refused = CK_INVALID_HANDLE;
+  CK_SESSION_INFO session_info;
+  CK_TOKEN_INFO token_info;
+  CK_SLOT_INFO slot_info;
+  CK_SLOT_ID slots[16];
+  CK_ULONG count;
+  g_autofree gchar *absent = NULL;
+  g_autofree gchar *present = NULL;
+
+  assert_decrypts (fixture, certificate, ETA_TEST_KEY_RSA2048);
+  old_session = open_session (fixture);
+  g_assert_cmpuint (before, >=, 1);
+
+  /* Another token's label changes nothing. */
+  eta_fault_control_set ("absent_tokens", "Some Other Token");
+  g_assert_cmpuint (count_slots (fixture->f, CK_TRUE), ==, before);
+  g_assert_cmphex (fixture->f->C_GetSessionInfo (old_session, &session_info), ==, CKR_OK);
+
+  eta_fault_control_set ("absent_tokens", "Some Other Token , " ETA_TEST_TOKEN_LABEL);
+  g_assert_cmpuint (count_slots (fixture->f, CK_TRUE), ==, before - 1);
+  count = G_N_ELEMENTS (slots);
+  g_assert_cmphex (fixture->f->C_GetSlotList (CK_TRUE, slots, &count), ==, CKR_OK);
+  g_assert_cmpuint (count, ==, before - 1);
+  for (CK_ULONG i = 0; i < count; i++)
+    g_assert_cmpuint (slots[i], !=, fixture->slot);
+  if (before > 1)
+    {
+      count = 0;
+      g_assert_cmphex (fixture->f->C_GetSlotList (CK_TRUE, slots, &count), ==,
+                       CKR_BUFFER_TOO_SMALL);
+      g_assert_cmpuint (count, ==, before - 1);
+    }
+  g_assert_cmpuint (count_slots (fixture->f, CK_FALSE), >=, before);
+  g_assert_cmphex (fixture->f->C_GetSlotInfo (fixture->slot, &slot_info), ==, CKR_OK);
+  g_assert_cmphex (slot_info.flags & CKF_TOKEN_PRESENT, ==, 0);
+  g_assert_cmphex (fixture->f->C_GetTokenInfo (fixture->slot, &token_info), ==,
+                   CKR_TOKEN_NOT_PRESENT);
+  g_assert_cmphex (fixture->f->C_OpenSession (fixture->slot, CKF_SERIAL_SESSION, NULL, NULL,
+                                              &refused), ==, CKR_TOKEN_NOT_PRESENT);
+  g_assert_cmphex (fixture->f->C_GetSessionInfo (old_session, &session_info), ==,
+                   CKR_DEVICE_REMOVED);
+  g_assert_cmphex (helper_decrypt (certificate, fixture->ciphertext[ETA_TEST_KEY_RSA2048],
+                                   NULL), !=, CKR_OK);
+  absent = eta_fault_control_get_status ("absent_tokens");
+  g_assert_cmpstr (absent, ==, ETA_TEST_TOKEN_LABEL);
+  present = eta_fault_control_get_status ("present");
+  g_assert_cmpstr (present, ==, "1");
+
+  /* Back in: the old session stays dead, the token is logged out. */
+  eta_fault_control_set ("absent_tokens", NULL);
+  g_assert_cmpuint (count_slots (fixture->f, CK_TRUE), ==, before);
+  g_assert_cmphex (fixture->f->C_GetSessionInfo (old_session, &session_info), ==,
+                   CKR_SESSION_HANDLE_INVALID);
+  new_session = open_session (fixture);
+  g_assert_cmpuint (session_state (fixture, new_session), ==, CKS_RO_PUBLIC_SESSION);
+  g_assert_cmphex (fixture->f->C_CloseSession (new_session), ==, CKR_OK);
+  assert_decrypts (fixture, certificate, ETA_TEST_KEY_RSA2048);
+  g_assert_cmpint (g_atomic_int_get (&hooks.pin_prompts), ==, 2);
+  pkcs11h_certificate_freeCertificate (certificate);
+}
+
 static void
 test_pin_flags (Fixture *fixture, gconstpointer data)
 {
@@ -924,6 +994,7 @@ main (int argc, char **argv)
   ADD ("/fault-pkcs11/passthrough", test_passthrough, NULL);
   ADD ("/fault-pkcs11/wrong-pin-counted", test_wrong_pin_counted, NULL);
   ADD ("/fault-pkcs11/remove-insert", test_remove_insert, NULL);
+  ADD ("/fault-pkcs11/absent-tokens", test_absent_tokens, NULL);
   ADD ("/fault-pkcs11/pin-flags", test_pin_flags, NULL);
   ADD ("/fault-pkcs11/pin-locked", test_pin_locked, NULL);
   ADD ("/fault-pkcs11/pinpad/enter", test_pinpad_enter, NULL);

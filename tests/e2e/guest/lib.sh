@@ -129,3 +129,40 @@ eta_is_ecryptfs_file() {
 
 # eta_file_size FILE
 eta_file_size() { wc -c < "$1" | tr -d ' '; }
+
+# ---- The ecryptfs module's settings ----
+ETA_MODPROBE_CONF=/etc/modprobe.d/ecryptfs-token-agent.conf
+
+# eta_modprobe_option NAME [DEFAULT]: the value the shipped modprobe file
+# ($ETA_MODPROBE_CONF, "options ecryptfs NAME=VALUE ...") gives NAME, else
+# DEFAULT.
+eta_modprobe_option() {
+    _v=
+    [ -r "$ETA_MODPROBE_CONF" ] &&
+        _v=$(sed -e 's/#.*//' "$ETA_MODPROBE_CONF" |
+             awk -v n="$1" '$1 == "options" && $2 == "ecryptfs" {
+                 for (i = 3; i <= NF; i++) if (index($i, n "=") == 1) v = substr($i, length(n) + 2)
+             } END { print v }')
+    echo "${_v:-${2:-}}"
+}
+
+# The kernel's ecryptfs_message_wait_timeout as the shipped file sets it
+# (the kernel's default, 3 s, without one).
+eta_wait_timeout() { eta_modprobe_option ecryptfs_message_wait_timeout 3; }
+
+# eta_ecryptfs_buf_len: the ecryptfs_message_buf_len the loaded module uses
+# (the module hides its parameters from sysfs). Posing as the daemon of the
+# current user, it writes one response for a context index no module can
+# have; the kernel refuses it with "maximum allowable is [buf_len - 1]".
+# Needs /dev/ecryptfs free for this user: no ecryptfsd of ours running.
+eta_ecryptfs_buf_len() {
+    _mark=$(dmesg | wc -l)
+    exec 3<> /dev/ecryptfs || return 1
+    # RESPONSE (103), seq 1, length 8, struct ecryptfs_message
+    # { index 0x7fffffff, data_len 0 } (host order).
+    printf '\147\000\000\000\001\010\377\377\377\177\000\000\000\000' >&3 2> /dev/null
+    exec 3>&-
+    dmesg | tail -n +$((_mark + 1)) |
+        sed -n 's/.*at index \[2147483647\]; maximum allowable is \[\([0-9]*\)\].*/\1/p' |
+        head -n 1 | awk '$1 != "" { print $1 + 1 }'
+}

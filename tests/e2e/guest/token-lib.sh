@@ -230,3 +230,175 @@ tok_require_ecryptfsd() {
 # Kernel messages since the last tok_dmesg_mark.
 tok_dmesg_mark() { TOK_DMESG_LINES=$(dmesg | wc -l); }
 tok_dmesg_new() { dmesg | tail -n +$((${TOK_DMESG_LINES:-0} + 1)); }
+
+# ---- The fault PKCS#11 module under the agent ----
+# With run-token-scenarios.py --fault-module the agent runs on
+# libeta-fault-pkcs11.so wrapping SoftHSM2 (token.env: ETA_TOKEN_FAULT=1,
+# ETA_TOKEN_SPEED_MS = the delay of every decryption, ETA_TOKEN_BACKUP_LABEL
+# = a second token holding the same key, or empty), and the host's
+# fault-bus.py serves the module's counters and control keys on the bus.
+TOK_FAULT_NAME=org.ecryptfs.TestFault1
+TOK_FAULT_PATH=/org/ecryptfs/TestFault1
+
+tok_fault_require() {
+    [ "${ETA_TOKEN_FAULT:-0}" = 1 ] ||
+        eta_fail "needs the agent on the fault module (run-token-scenarios.py --fault-module)"
+    tok_fault_call GetControl ||
+        eta_fail "the host's fault-bus.py does not answer: $(cat "$ETA_WORK/fault.out")"
+}
+
+tok_fault_call() {
+    _m=$1; shift
+    timeout 10 gdbus call --session --dest "$TOK_FAULT_NAME" --object-path "$TOK_FAULT_PATH" \
+        --method "$TOK_FAULT_NAME.$_m" "$@" > "$ETA_WORK/fault.out" 2>&1
+}
+
+# tok_fault_counter NAME: a counter of the module ("decrypt_calls", ...).
+tok_fault_counter() {
+    tok_fault_call GetCounter "$1" || eta_fail "GetCounter $1: $(cat "$ETA_WORK/fault.out")"
+    sed -n 's/^(uint64 \([0-9]*\),)$/\1/p' "$ETA_WORK/fault.out"
+}
+
+# tok_fault_status KEY: a status key ("present", "absent_tokens", ...).
+tok_fault_status() {
+    tok_fault_call GetStatus "$1" || eta_fail "GetStatus $1: $(cat "$ETA_WORK/fault.out")"
+    sed -n "s/^('\(.*\)',)$/\1/p" "$ETA_WORK/fault.out"
+}
+
+# tok_fault_set KEY VALUE: a control key ("" removes it), for example
+# tok_fault_set absent_tokens "$ETA_TOKEN_LABEL" to pull the token out.
+tok_fault_set() {
+    tok_fault_call Set "$1" "$2" || eta_fail "Set $1=$2: $(cat "$ETA_WORK/fault.out")"
+}
+
+# Token operations (C_Decrypt calls on any token) so far.
+tok_token_ops() { tok_fault_counter decrypt_calls; }
+# tok_ops_mark, then tok_ops_since: the operations in between.
+tok_ops_mark() { TOK_OPS_MARK=$(tok_token_ops); }
+tok_ops_since() { echo $(($(tok_token_ops) - ${TOK_OPS_MARK:-0})); }
+
+# tok_unlock: log in to a token holding the key without decrypting anything
+# (the agent's Unlock); the caller asks for the PIN step first.
+tok_unlock() {
+    tok_agent_call Unlock "$ETA_TOKEN_FPR" "@a{sv} {}" ||
+        eta_fail "Unlock failed: $(cat "$ETA_WORK/bus.out")"
+}
+
+# tok_logged_in_label: the label of a token the agent has logged in, if any.
+tok_logged_in_label() {
+    tok_agent_call ListTokens || return 1
+    tr '{' '\n' < "$ETA_WORK/bus.out" | grep "'state': <'logged-in'>" |
+        sed -n "s/.*'label': <'\([^']*\)'>.*/\1/p" | head -n 1
+}
+
+# tok_token_listed LABEL: the agent lists a token with that label.
+tok_token_listed() {
+    tok_agent_call ListTokens || return 1
+    grep -q "'label': <'$1'>" "$ETA_WORK/bus.out"
+}
+
+# The key module's budget for the kernel's wait (the shipped modprobe
+# file's), in ms: five sixths of it (3 s: 2500, 30 s: 25000).  ecryptfsd
+# reads nothing else while one unwrap waits, and the opens queued behind it
+# age meanwhile: when a prompt outlives the budget, the rest of the wait is
+# what ecryptfsd has to fail the queue fast before it goes stale (measured:
+# 100 opens behind an unanswered PIN prompt killed ecryptfsd with 0.5 s
+# left in 3 runs of 6, with 5 s left in none of 3).
+tok_budget_ms() { echo $(($(eta_wait_timeout) * 1000 * 5 / 6)); }
+
+# tok_keymod_conf FILE [LINE...]: a key module config with that budget
+# (tok_budget_ms) and LINEs after it.
+tok_keymod_conf() {
+    _f=$1; shift
+    { echo '[keymod]'
+      echo "unwrap_timeout_ms=$(tok_budget_ms)"
+      for _l in "$@"; do echo "$_l"; done
+    } > "$_f"
+}
+
+# tok_parallel_read UPPER REF NAME...: opens UPPER/NAME for every NAME at
+# once (one process each) and compares each with REF/NAME; prints how many
+# failed (read error or different content). Errors in $ETA_WORK/par/*.err.
+tok_parallel_read() {
+    _u=$1 _r=$2; shift 2
+    rm -rf "$ETA_WORK/par"
+    mkdir -p "$ETA_WORK/par"
+    _pids=
+    for _n in "$@"; do
+        (if cat "$_u/$_n" > "$ETA_WORK/par/$_n" 2> "$ETA_WORK/par/$_n.err" &&
+                cmp -s "$ETA_WORK/par/$_n" "$_r/$_n"; then
+             echo 0
+         else
+             echo 1
+         fi > "$ETA_WORK/par/$_n.rc") &
+        _pids="$_pids $!"
+    done
+    # shellcheck disable=SC2086 # one pid a word; not "wait" alone: ecryptfsd is a job too
+    wait $_pids
+    cat "$ETA_WORK"/par/*.rc | grep -c -v '^0$'
+}
+
+# tok_make_files DIR N [PREFIX]: N small different files DIR/PREFIXnnn.
+tok_make_files() {
+    mkdir -p "$1"
+    _seed=$(od -An -tu4 -N4 /dev/urandom | tr -d ' ')
+    awk -v n="$2" -v dir="$1" -v p="${3:-f}" -v seed="$_seed" 'BEGIN {
+        srand(seed)
+        for (i = 1; i <= n; i++) {
+            f = sprintf("%s/%s%03d", dir, p, i)
+            s = p i ":"
+            for (k = 0; k < 12; k++) s = s sprintf("%08x", int(rand() * 4294967295))
+            print s > f
+            close(f)
+        }
+    }'
+}
+
+# tok_epoch_id LOWERFILE: a digest of the RSA(K) in the file's first tag 1
+# packet when it holds an epoch packet (keymod/epoch-format.md): files of one
+# epoch share it. Prints nothing for plain RSA.
+tok_epoch_id() {
+    _hex=$(od -An -v -tx1 -j26 -N1200 "$1" | tr -s ' \n' '  ')
+    # shellcheck disable=SC2086 # one byte a word
+    set -- $_hex
+    [ "$1" = 01 ] || return 0
+    _l=$((0x$2))
+    if [ $_l -lt 192 ]; then _hl=1; else _hl=2; fi
+    # tag, length, version, key id (8), algorithm: then the encrypted key
+    shift $((1 + _hl + 1 + 8 + 1))
+    [ "$1$2$3$4" = 45544145 ] || return 0
+    _kl=$((0x$7$8))
+    shift 8
+    echo "$@" | cut -d' ' -f1-"$_kl" | md5sum | cut -c1-16
+}
+
+# tok_drop_caches: the kernel forgets unused inodes, so the next open of an
+# eCryptfs file reads its header and asks for its key again.
+tok_drop_caches() {
+    sync
+    echo 3 > /proc/sys/vm/drop_caches
+}
+
+# tok_speed_start [LINE...]: for the scenarios at token speed: the agent on
+# the fault module, ecryptfsd with a key module config whose budget matches
+# the kernel's wait (tok_keymod_conf, LINEs added), and the start of the
+# operation count (tok_ops_mark).
+tok_speed_start() {
+    tok_fault_require
+    tok_agent start
+    tok_keymod_conf "$ETA_WORK/keymod.conf" "$@"
+    ECRYPTFS_TOKEN_AGENT_KEYMOD_CONF=$ETA_WORK/keymod.conf tok_start_ecryptfsd
+    tok_ops_mark
+}
+
+# tok_epoch_padding LOWERFILE: the padding of RSA(K) in the file's epoch
+# packet, "oaep" (01) or "pkcs1" (02); nothing for plain RSA.
+tok_epoch_padding() {
+    # shellcheck disable=SC2046 # one byte a word
+    set -- $(od -An -v -tx1 -j26 -N40 "$1")
+    [ "$1" = 01 ] || return 0
+    if [ $((0x$2)) -lt 192 ]; then shift 2; else shift 3; fi
+    shift 10
+    [ "$1$2$3$4" = 45544145 ] || return 0
+    case $6 in 01) echo oaep ;; 02) echo pkcs1 ;; *) echo "unknown-$6" ;; esac
+}

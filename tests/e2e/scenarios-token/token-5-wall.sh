@@ -1,14 +1,17 @@
 #!/bin/sh
-# 5. The 3-second wall.  With the kernel's default wait (3 s) a PIN typed
-# after the key module's budget (2.5 s) fails the open with EIO before the
-# kernel gives up, ecryptfsd keeps running, and the late PIN still unlocks
-# the token: the next open works without a prompt.  With a budget above the
-# kernel's wait the kernel gives up first, at 3 s (which also shows the
-# wait the module was loaded with: its parameter is not in sysfs).  Then the
-# ecryptfs module is reloaded with ecryptfs_message_wait_timeout=15 and the
-# key module given unwrap_timeout_ms=14000 (ECRYPTFS_TOKEN_AGENT_KEYMOD_CONF):
-# a PIN typed after 5 s opens the file.  The module is reloaded with its
-# default at the end.
+# 5. The 3-second wall.  The ecryptfs module is reloaded with the kernel's
+# default wait, ecryptfs_message_wait_timeout=3 (on top of the shipped
+# modprobe file, which raises it), and the key module given the budget that
+# goes with it, unwrap_timeout_ms=2500.  A PIN typed after the budget fails
+# the open with EIO before the kernel gives up, ecryptfsd keeps running, and
+# the late PIN still unlocks the token: the next open works without a
+# prompt.  With a budget above the kernel's wait the kernel gives up first,
+# at 3 s (which also shows the wait the module was loaded with: its
+# parameter is not in sysfs).  Then the module is reloaded with
+# ecryptfs_message_wait_timeout=15 and the key module given
+# unwrap_timeout_ms=14000 (ECRYPTFS_TOKEN_AGENT_KEYMOD_CONF): a PIN typed
+# after 5 s opens the file.  At the end the module is loaded as /init does,
+# with the modprobe file's settings alone.
 . /usr/share/eta-e2e/lib.sh
 . /usr/share/eta-e2e/token-lib.sh
 
@@ -32,14 +35,16 @@ reload_ecryptfs() {
     eta_log "ecryptfs reloaded${1:+ with ecryptfs_message_wait_timeout=$1}"
 }
 
-# --- default wait (3 s), default budget (2.5 s): the PIN comes at 4 s.
-tok_start_ecryptfsd
+# --- the kernel's default wait (3 s), its budget (2.5 s): the PIN comes at 4 s.
+reload_ecryptfs 3
+printf '[keymod]\nunwrap_timeout_ms=2500\n' > "$ETA_WORK/keymod-2500.conf"
+ECRYPTFS_TOKEN_AGENT_KEYMOD_CONF=$ETA_WORK/keymod-2500.conf tok_start_ecryptfsd
 tok_mount "$dir/lower" "$upper" "$(tok_opts 16)"
 tok_lock
 tok_pin slow right@4000
 tok_dmesg_mark
 s=$(tok_read_fails_eio "$upper/f3.txt") || exit 1
-tok_info "default wait and budget, PIN at 4 s: EIO after $s s"
+tok_info "wait 3 s, budget 2.5 s, PIN at 4 s: EIO after $s s"
 tok_require_ecryptfsd "after the budget ran out"
 grep -q 'did not answer in time' "$ETA_WORK/ecryptfsd.log" ||
     { eta_show "$ETA_WORK/ecryptfsd.log"; eta_fail "the key module did not log the timeout"; }
@@ -69,7 +74,7 @@ tok_lock
 tok_pin beyond-wait right@4000
 tok_dmesg_mark
 s=$(tok_read_fails_eio "$upper/f4.txt") || exit 1
-tok_info "default wait, budget 8 s, PIN at 4 s: EIO after $s s (the kernel's wait)"
+tok_info "wait 3 s, budget 8 s, PIN at 4 s: EIO after $s s (the kernel's wait)"
 tok_between "$s" 2.9 4.0 || eta_fail "the open failed after $s s; expected at the kernel's 3 s wait"
 tok_dmesg_new | grep -q 'Failed to receive tag 65 packet' ||
     { tok_dmesg_new; eta_fail "no 'Failed to receive tag 65 packet': the kernel did not time out"; }
