@@ -29,12 +29,26 @@ struct _EtaAgentService
   EtaDBusTokenAgent1 *skeleton;
   EtaActivityLog *activity;
   gulong state_handler;
-  /* Callers with an Unwrap or Unlock in flight: unique name → CallerWatch.
-   * When one leaves the bus, its prompts end (nobody would read the answer). */
+  /* Callers that have called Unwrap or Unlock: unique name → CallerWatch.
+   * When one leaves the bus, its prompts end (nobody would read the answer).
+   * A watch stays while its caller is on the bus (ecryptfsd calls once per
+   * file), up to MAX_IDLE_WATCHES without calls in flight. */
   GHashTable *callers;
   GDBusConnection *connection;
   guint name_owner_changed;
+
+  /* The last "unwrapped a key" line: a folder opened through ecryptfsd
+   * would log one per file. Repeats for the same caller and key within a
+   * second go to the debug log and are counted in the next line. */
+  gchar *logged_requester;
+  guint logged_pid;
+  gchar *logged_fingerprint;
+  gint64 logged_at;
+  guint logged_quiet;
 };
+
+/* Watches of callers with nothing in flight kept at most. */
+#define MAX_IDLE_WATCHES 32
 
 typedef struct
 {
@@ -139,6 +153,16 @@ watch_caller (EtaAgentService *self, UnwrapCall *call)
   watch = g_hash_table_lookup (self->callers, sender);
   if (watch == NULL)
     {
+      if (g_hash_table_size (self->callers) >= MAX_IDLE_WATCHES)
+        {
+          GHashTableIter iter;
+          gpointer value;
+
+          g_hash_table_iter_init (&iter, self->callers);
+          while (g_hash_table_iter_next (&iter, NULL, &value))
+            if (((CallerWatch *) value)->calls == 0)
+              g_hash_table_iter_remove (&iter);
+        }
       watch = g_new0 (CallerWatch, 1);
       watch->gone = g_cancellable_new ();
       g_hash_table_insert (self->callers, g_strdup (sender), watch);
@@ -156,8 +180,9 @@ unwatch_caller (UnwrapCall *call)
   if (call->sender == NULL || call->service->callers == NULL)
     return;
   watch = g_hash_table_lookup (call->service->callers, call->sender);
-  if (watch != NULL && watch->gone == call->caller_gone && --watch->calls == 0)
-    g_hash_table_remove (call->service->callers, call->sender);
+  /* Kept with no calls: its caller's next call finds it. */
+  if (watch != NULL && watch->gone == call->caller_gone)
+    watch->calls--;
 }
 
 static void
@@ -177,9 +202,51 @@ on_name_owner_changed (GDBusConnection *connection, const gchar *sender_name,
   watch = g_hash_table_lookup (self->callers, name);
   if (watch == NULL)
     return;
-  g_message ("%s left the bus: closing the prompts it waited for", name);
+  if (watch->calls > 0)
+    g_message ("%s left the bus: closing the prompts it waited for", name);
   g_cancellable_cancel (watch->gone);
   g_hash_table_remove (self->callers, name);
+}
+
+/* ---- the unwrap log ---- */
+
+static void
+log_unwrap (EtaAgentService *self, UnwrapCall *call, const gchar *fingerprint)
+{
+  gint64 now = g_get_monotonic_time ();
+  gboolean same = self->logged_fingerprint != NULL && self->logged_pid == call->pid
+                  && g_str_equal (self->logged_requester, call->requester)
+                  && g_str_equal (self->logged_fingerprint, fingerprint);
+
+  if (same && now - self->logged_at < G_USEC_PER_SEC)
+    {
+      self->logged_quiet++;
+      g_debug ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
+               fingerprint);
+      return;
+    }
+  if (same && self->logged_quiet > 0)
+    g_message ("unwrapped a key for %s (pid %u) with key %.16s; %u more for it since the last "
+               "such line", call->requester, call->pid, fingerprint, self->logged_quiet);
+  else
+    {
+      if (self->logged_quiet > 0)
+        g_message ("unwrapped %u more keys for %s (pid %u) with key %.16s since the last such "
+                   "line", self->logged_quiet, self->logged_requester, self->logged_pid,
+                   self->logged_fingerprint);
+      g_message ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
+                 fingerprint);
+    }
+  if (!same)
+    {
+      g_free (self->logged_requester);
+      self->logged_requester = g_strdup (call->requester);
+      self->logged_pid = call->pid;
+      g_free (self->logged_fingerprint);
+      self->logged_fingerprint = g_strdup (fingerprint);
+    }
+  self->logged_at = now;
+  self->logged_quiet = 0;
 }
 
 static void
@@ -285,18 +352,21 @@ on_unwrapped (GObject *source, GAsyncResult *result, gpointer user_data)
       unwrap_call_free (call);
       return;
     }
-  g_message ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
-             fingerprint);
-  eta_activity_log_record_unwrap (call->activity, key, call->requester);
-  if (call->caller_deadline != 0 && g_get_monotonic_time () > call->caller_deadline)
-    notify_unlocked_late (call);
+  /* The caller (ecryptfsd, the kernel behind it) waits for the reply; what
+   * is only bookkeeping comes after it. */
   g_dbus_method_invocation_return_value (
       call->invocation,
       g_variant_new ("(@ay@ay)",
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, agent_key,
                                                 sizeof agent_key, 1),
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sealed, sealed_len, 1)));
+  log_unwrap (call->service, call, fingerprint);
+  eta_activity_log_record_unwrap (call->activity, key, call->requester);
+  if (call->caller_deadline != 0 && g_get_monotonic_time () > call->caller_deadline)
+    notify_unlocked_late (call);
   unwrap_call_free (call);
+  /* The next request's ephemeral key, made now rather than on its way. */
+  eta_seal_key_prepare ();
 }
 
 static gboolean
@@ -550,6 +620,8 @@ eta_agent_service_dispose (GObject *object)
   self->name_owner_changed = 0;
   g_clear_object (&self->connection);
   g_clear_pointer (&self->callers, g_hash_table_unref);
+  g_clear_pointer (&self->logged_requester, g_free);
+  g_clear_pointer (&self->logged_fingerprint, g_free);
   g_clear_object (&self->skeleton);
   g_clear_object (&self->activity);
   g_clear_object (&self->manager);

@@ -55,25 +55,70 @@ wipe_entry (Entry *entry)
   explicit_bzero (entry, sizeof *entry);
 }
 
+/* Under the lock: the entry of epoch @id of @fingerprint, or NULL. */
+static Entry *
+find_entry (EtaEpochCache *cache, const gchar *fingerprint, const guint8 id[ETA_EPOCH_ID_LEN])
+{
+  for (guint i = 0; i < ETA_EPOCH_CACHE_SLOTS; i++)
+    {
+      Entry *entry = &entries (cache)[i];
+
+      if (entry->used && memcmp (entry->id, id, ETA_EPOCH_ID_LEN) == 0
+          && strcmp (entry->fingerprint, fingerprint) == 0)
+        return entry;
+    }
+  return NULL;
+}
+
+gboolean
+eta_epoch_cache_contains (EtaEpochCache *cache, const gchar *fingerprint,
+                          const guint8 id[ETA_EPOCH_ID_LEN], guint *token_out)
+{
+  Entry *entry;
+
+  g_mutex_lock (&cache->lock);
+  entry = find_entry (cache, fingerprint, id);
+  if (entry != NULL && token_out != NULL)
+    *token_out = entry->token;
+  g_mutex_unlock (&cache->lock);
+  return entry != NULL;
+}
+
+EtaEpochCacheOpen
+eta_epoch_cache_open (EtaEpochCache *cache, const gchar *fingerprint,
+                      const guint8 id[ETA_EPOCH_ID_LEN], guint token,
+                      const EtaEpochPacket *packet, guint8 *payload, gsize *payload_len)
+{
+  EtaEpochCacheOpen result = ETA_EPOCH_CACHE_NOT_KEPT;
+  Entry *entry;
+
+  g_mutex_lock (&cache->lock);
+  entry = find_entry (cache, fingerprint, id);
+  if (entry != NULL && entry->token == token)
+    {
+      entry->last_used = ++cache->clock;
+      result = eta_epoch_packet_open (packet, entry->key, payload, payload_len) == 0
+                 ? ETA_EPOCH_CACHE_OPENED : ETA_EPOCH_CACHE_REFUSED;
+    }
+  g_mutex_unlock (&cache->lock);
+  return result;
+}
+
 EtaSecret *
 eta_epoch_cache_lookup (EtaEpochCache *cache, const gchar *fingerprint,
                         const guint8 id[ETA_EPOCH_ID_LEN], guint *token_out)
 {
   EtaSecret *key = NULL;
+  Entry *entry;
 
   g_mutex_lock (&cache->lock);
-  for (guint i = 0; i < ETA_EPOCH_CACHE_SLOTS; i++)
+  entry = find_entry (cache, fingerprint, id);
+  if (entry != NULL)
     {
-      Entry *entry = &entries (cache)[i];
-
-      if (!entry->used || memcmp (entry->id, id, ETA_EPOCH_ID_LEN) != 0
-          || strcmp (entry->fingerprint, fingerprint) != 0)
-        continue;
       entry->last_used = ++cache->clock;
       key = eta_secret_new_from_data (entry->key, ETA_EPOCH_KEY_LEN);
       if (token_out != NULL)
         *token_out = entry->token;
-      break;
     }
   g_mutex_unlock (&cache->lock);
   return key;
@@ -90,18 +135,9 @@ eta_epoch_cache_insert (EtaEpochCache *cache, const gchar *fingerprint,
   g_return_if_fail (strlen (fingerprint) <= ETA_EPOCH_CACHE_FINGERPRINT_MAX);
 
   g_mutex_lock (&cache->lock);
-  for (guint i = 0; i < ETA_EPOCH_CACHE_SLOTS && slot == NULL; i++)
-    {
-      Entry *entry = &entries (cache)[i];
-
-      /* The same epoch again (two requests raced to the token): replace. */
-      if (entry->used && memcmp (entry->id, id, ETA_EPOCH_ID_LEN) == 0
-          && strcmp (entry->fingerprint, fingerprint) == 0)
-        {
-          slot = entry;
-          same_epoch = TRUE;
-        }
-    }
+  /* The same epoch again (two requests raced to the token): replace. */
+  slot = find_entry (cache, fingerprint, id);
+  same_epoch = slot != NULL;
   /* Else a free slot, else the least recently used one. */
   for (guint i = 0; i < ETA_EPOCH_CACHE_SLOTS && !same_epoch && (slot == NULL || slot->used); i++)
     {

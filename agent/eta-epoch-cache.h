@@ -33,6 +33,26 @@ void eta_epoch_cache_free (EtaEpochCache *cache);
 EtaSecret *eta_epoch_cache_lookup (EtaEpochCache *cache, const gchar *fingerprint,
                                    const guint8 id[ETA_EPOCH_ID_LEN], guint *token_out);
 
+/* TRUE when K for epoch @id of @fingerprint is kept, and in @token_out the
+ * token it belongs to. No copy of K is made. */
+gboolean eta_epoch_cache_contains (EtaEpochCache *cache, const gchar *fingerprint,
+                                   const guint8 id[ETA_EPOCH_ID_LEN], guint *token_out);
+
+typedef enum
+{
+  ETA_EPOCH_CACHE_OPENED,     /* the payload is in @payload */
+  ETA_EPOCH_CACHE_NOT_KEPT,   /* no K for that epoch and token (any more) */
+  ETA_EPOCH_CACHE_REFUSED,    /* K is kept, and the packet does not open with it */
+} EtaEpochCacheOpen;
+
+/* Opens @packet, a packet of epoch @id, with the K of @fingerprint kept for
+ * @token, where K is: no copy of it leaves the cache. @payload holds
+ * @packet's sealed_len bytes; *@payload_len gets the payload's length. */
+EtaEpochCacheOpen eta_epoch_cache_open (EtaEpochCache *cache, const gchar *fingerprint,
+                                        const guint8 id[ETA_EPOCH_ID_LEN], guint token,
+                                        const EtaEpochPacket *packet, guint8 *payload,
+                                        gsize *payload_len);
+
 /* Keeps @key (ETA_EPOCH_KEY_LEN bytes) for epoch @id of @fingerprint,
  * belonging to @token (a number the caller gives each token). */
 void eta_epoch_cache_insert (EtaEpochCache *cache, const gchar *fingerprint,

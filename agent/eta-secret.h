@@ -1,8 +1,11 @@
 /* The one place secrets live in the agent: PINs and recovered keys.
  *
- * An EtaSecret is a refcounted buffer on its own locked, non-dumpable pages,
- * wiped before it is unmapped. Nothing secret is ever g_strdup'ed: it goes
- * from where it was read straight into an EtaSecret. */
+ * An EtaSecret is a refcounted buffer on locked, non-dumpable pages, wiped
+ * when its last reference goes. Small ones (up to 512 bytes) take a slot of
+ * a page that several share, so that the unwraps' short-lived secrets cost
+ * no system call each; a page is unlocked once it holds no secret. Nothing
+ * secret is ever g_strdup'ed: it goes from where it was read straight into
+ * an EtaSecret. */
 #pragma once
 
 #include <glib-object.h>

@@ -861,6 +861,9 @@ typedef struct
   /* The last decrypt ran in the agent's own session: a refusal there left
    * the login alone, so another padding may be tried without a prompt. */
   gboolean decrypted_in_own_session;
+  /* The token whose kept epoch key served the unwrap (0: none), announced
+   * once the result is on its way. */
+  guint kept_key_token;
 } UnwrapJob;
 
 static void
@@ -1432,21 +1435,20 @@ token_state_by_number (EtaTokenManager *self, guint number)
   return NULL;
 }
 
-/* Worker thread: the epoch key kept for this packet, if the token it came
- * from is still there and logged in. That costs one C_GetSessionInfo, no
- * token operation, and waits for no prompt or decrypt of that token. A
- * token found locked or gone loses its epoch keys on the spot. */
-static EtaSecret *
-kept_epoch_key (EtaTokenManager *self, UnwrapJob *job)
+/* Worker thread: whether the epoch key for this packet is kept and the
+ * token it came from is still there and logged in; *@token_out gets that
+ * token's number. That costs one C_GetSessionInfo, no token operation, and
+ * waits for no prompt or decrypt of that token. A token found locked or
+ * gone loses its epoch keys on the spot. */
+static gboolean
+epoch_key_is_kept (EtaTokenManager *self, UnwrapJob *job, guint *token_out)
 {
-  g_autoptr (EtaSecret) key = NULL;
   TokenState *state;
   guint number = 0;
   CK_RV rv;
 
-  key = eta_epoch_cache_lookup (self->epoch_cache, job->fingerprint, job->epoch_id, &number);
-  if (key == NULL)
-    return NULL;
+  if (!eta_epoch_cache_contains (self->epoch_cache, job->fingerprint, job->epoch_id, &number))
+    return FALSE;
   g_mutex_lock (&self->lock);
   state = token_state_by_number (self, number);
   if (state != NULL && !state->logged_in)
@@ -1456,7 +1458,7 @@ kept_epoch_key (EtaTokenManager *self, UnwrapJob *job)
     }
   g_mutex_unlock (&self->lock);
   if (state == NULL)
-    return NULL;
+    return FALSE;
 
   g_mutex_lock (&state->probe_lock);
   if (state->probe_session == NULL)
@@ -1468,35 +1470,56 @@ kept_epoch_key (EtaTokenManager *self, UnwrapJob *job)
     g_clear_pointer (&state->probe_session, eta_token_session_free);
   g_mutex_unlock (&state->probe_lock);
 
-  g_mutex_lock (&self->lock);
-  if (rv == CKR_OK)
-    announce_unwrap (self, state);
-  else
-    set_logged_in (self, state, FALSE);
-  g_mutex_unlock (&self->lock);
   if (rv != CKR_OK)
     {
+      g_mutex_lock (&self->lock);
+      set_logged_in (self, state, FALSE);
+      g_mutex_unlock (&self->lock);
       g_debug ("token %s is no longer logged in (%s): its epoch keys are gone", state->label,
                pkcs11h_getMessage (rv));
-      return NULL;
+      return FALSE;
     }
   /* The service names the key in its log and activity list. */
   g_clear_object (&job->key);
   job->key = find_key (self, job->fingerprint, NULL);
-  return job->key != NULL ? g_steal_pointer (&key) : NULL;
+  *token_out = number;
+  return job->key != NULL;
 }
 
-/* Worker thread: K from the cache, or from the token once per epoch; then
- * the file's payload opened with it. */
+/* Worker thread: the file's payload, opened with K kept in the epoch cache
+ * (K never leaves it), or else with K decrypted on the token, once per
+ * epoch. */
 static EtaSecret *
 unwrap_epoch_packet (EtaTokenManager *self, UnwrapJob *job, GError **error)
 {
-  g_autoptr (EtaSecret) key = kept_epoch_key (self, job);
+  g_autoptr (EtaSecret) key = NULL;
   g_autoptr (EtaSecret) payload = NULL;
   EtaEpochPacket packet;
-  gsize payload_len;
+  gsize payload_len = 0;
+  gboolean opened = FALSE;
+  guint token;
 
-  if (key == NULL)
+  if (eta_epoch_packet_parse (g_bytes_get_data (job->epoch_packet, NULL),
+                              g_bytes_get_size (job->epoch_packet), &packet) != ETA_EPOCH_OK)
+    g_assert_not_reached ();  /* parsed before the job started */
+  payload = eta_secret_new (packet.sealed_len);
+
+  if (epoch_key_is_kept (self, job, &token))
+    switch (eta_epoch_cache_open (self->epoch_cache, job->fingerprint, job->epoch_id, token,
+                                  &packet, eta_secret_get_data (payload), &payload_len))
+      {
+      case ETA_EPOCH_CACHE_OPENED:
+        opened = TRUE;
+        job->kept_key_token = token;
+        break;
+      case ETA_EPOCH_CACHE_REFUSED:
+        goto refused;
+      case ETA_EPOCH_CACHE_NOT_KEPT:
+        /* Forgotten since (a lock, a logout): the token again. */
+        break;
+      }
+
+  if (!opened)
     {
       if (!unwrap_on_token (self, job, &key, error))
         return NULL;
@@ -1507,22 +1530,18 @@ unwrap_epoch_packet (EtaTokenManager *self, UnwrapJob *job, GError **error)
                        eta_secret_get_length (key), ETA_EPOCH_KEY_LEN);
           return NULL;
         }
-    }
-
-  if (eta_epoch_packet_parse (g_bytes_get_data (job->epoch_packet, NULL),
-                              g_bytes_get_size (job->epoch_packet), &packet) != ETA_EPOCH_OK)
-    g_assert_not_reached ();  /* parsed before the job started */
-  payload = eta_secret_new (packet.sealed_len);
-  if (eta_epoch_packet_open (&packet, eta_secret_get_data (key), eta_secret_get_data (payload),
-                             &payload_len) != 0)
-    {
-      g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
-                   "the epoch packet does not open with its epoch's key: it was changed or "
-                   "damaged");
-      return NULL;
+      if (eta_epoch_packet_open (&packet, eta_secret_get_data (key),
+                                 eta_secret_get_data (payload), &payload_len) != 0)
+        goto refused;
     }
   eta_secret_set_length (payload, payload_len);
   return g_steal_pointer (&payload);
+
+refused:
+  g_set_error (error, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
+               "the epoch packet does not open with its epoch's key: it was changed or "
+               "damaged");
+  return NULL;
 }
 
 static void
@@ -1569,6 +1588,18 @@ unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_pointer (task, plaintext, (GDestroyNotify) eta_secret_unref);
+  /* After the result: the caller waits for it, the policy's idle timer
+   * does not. (The task, and so the job, live until this returns.) */
+  if (job->kept_key_token != 0)
+    {
+      TokenState *state;
+
+      g_mutex_lock (&self->lock);
+      state = token_state_by_number (self, job->kept_key_token);
+      if (state != NULL)
+        announce_unwrap (self, state);
+      g_mutex_unlock (&self->lock);
+    }
 }
 
 /* An unwrap, or with @wrapped NULL a login only. */

@@ -1,7 +1,9 @@
 /* X25519 + HKDF-SHA256 + AES-256-GCM sealing; see eta-seal.h for why. */
 #include "eta-seal.h"
 
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -33,6 +35,92 @@ generate_x25519 (uint8_t public_key[ETA_SEAL_PUBLIC_KEY_LEN])
       return NULL;
     }
   return key;
+}
+
+/* Key pairs made ahead of their use, one for each side: a fresh key still
+ * serves exactly one exchange, but its generation (an X25519 scalar
+ * multiplication, as long as the agreement itself) happens while the caller
+ * waits for the agent anyway, or after the agent has replied, instead of
+ * on the way. A spare made before a fork() is never used after it: parent
+ * and child would both hold it. */
+typedef struct
+{
+  pthread_mutex_t lock;
+  EVP_PKEY *key;
+  uint8_t public_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  pid_t pid;
+} Spare;
+
+static Spare caller_spare = { PTHREAD_MUTEX_INITIALIZER, NULL, { 0 }, 0 };
+static Spare agent_spare = { PTHREAD_MUTEX_INITIALIZER, NULL, { 0 }, 0 };
+
+/* The spare key pair, or a new one when there is none. */
+static EVP_PKEY *
+take_key (Spare *spare, uint8_t public_key[ETA_SEAL_PUBLIC_KEY_LEN])
+{
+  EVP_PKEY *key = NULL;
+
+  pthread_mutex_lock (&spare->lock);
+  if (spare->key != NULL && spare->pid == getpid ())
+    {
+      key = spare->key;
+      memcpy (public_key, spare->public_key, ETA_SEAL_PUBLIC_KEY_LEN);
+    }
+  else
+    EVP_PKEY_free (spare->key);
+  spare->key = NULL;
+  pthread_mutex_unlock (&spare->lock);
+  return key != NULL ? key : generate_x25519 (public_key);
+}
+
+static void
+prepare_key (Spare *spare)
+{
+  uint8_t public_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  EVP_PKEY *key;
+  int wanted;
+
+  pthread_mutex_lock (&spare->lock);
+  wanted = spare->key == NULL || spare->pid != getpid ();
+  pthread_mutex_unlock (&spare->lock);
+  if (!wanted)
+    return;
+  /* Outside the lock: another thread may take or make one meanwhile. */
+  key = generate_x25519 (public_key);
+  if (key == NULL)
+    return;
+  pthread_mutex_lock (&spare->lock);
+  if (spare->key == NULL || spare->pid != getpid ())
+    {
+      EVP_PKEY_free (spare->key);
+      spare->key = key;
+      spare->pid = getpid ();
+      memcpy (spare->public_key, public_key, ETA_SEAL_PUBLIC_KEY_LEN);
+      key = NULL;
+    }
+  pthread_mutex_unlock (&spare->lock);
+  EVP_PKEY_free (key);
+}
+
+static void
+forget_key (Spare *spare)
+{
+  pthread_mutex_lock (&spare->lock);
+  EVP_PKEY_free (spare->key);
+  spare->key = NULL;
+  pthread_mutex_unlock (&spare->lock);
+}
+
+void
+eta_seal_session_prepare (void)
+{
+  prepare_key (&caller_spare);
+}
+
+void
+eta_seal_key_prepare (void)
+{
+  prepare_key (&agent_spare);
 }
 
 /* Both sides derive the same AES key; the salt binds both public keys so a
@@ -99,7 +187,7 @@ eta_seal_session_new (void)
 
   if (session == NULL)
     return NULL;
-  session->key = generate_x25519 (session->public_key);
+  session->key = take_key (&caller_spare, session->public_key);
   if (session->key == NULL)
     {
       OPENSSL_free (session);
@@ -188,7 +276,7 @@ eta_seal_key_new (const uint8_t *caller_public_key, size_t caller_public_key_len
   key = OPENSSL_secure_zalloc (sizeof *key);
   if (key == NULL)
     return NULL;
-  own_key = generate_x25519 (key->agent_public_key);
+  own_key = take_key (&agent_spare, key->agent_public_key);
   rc = own_key != NULL ? derive_key (own_key, caller_public_key, caller_public_key,
                                      key->agent_public_key, key->aes_key)
                        : -1;
@@ -253,4 +341,11 @@ eta_seal_to (const uint8_t *caller_public_key, size_t caller_public_key_len,
 
   eta_seal_key_free (key);
   return ret;
+}
+
+void
+eta_seal_forget_prepared (void)
+{
+  forget_key (&caller_spare);
+  forget_key (&agent_spare);
 }

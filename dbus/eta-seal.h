@@ -18,8 +18,13 @@
 
 typedef struct EtaSealSession EtaSealSession;
 
-/* Caller side: a fresh ephemeral key pair, or NULL when OpenSSL fails. */
+/* Caller side: a fresh ephemeral key pair (the one eta_seal_session_prepare
+ * made, if any), or NULL when OpenSSL fails. */
 EtaSealSession *eta_seal_session_new (void);
+/* Makes the key pair for the next eta_seal_session_new() now, while the
+ * caller has time (waiting for the agent's reply): every session still gets
+ * a key of its own, used once. Any thread. */
+void eta_seal_session_prepare (void);
 void eta_seal_session_free (EtaSealSession *session);
 /* The 32-byte public half to send with the request. */
 const uint8_t *eta_seal_session_get_public_key (const EtaSealSession *session);
@@ -38,12 +43,19 @@ int eta_seal_session_open (EtaSealSession *session,
  * (an all-zero shared secret, which OpenSSL refuses). */
 typedef struct EtaSealKey EtaSealKey;
 EtaSealKey *eta_seal_key_new (const uint8_t *caller_public_key, size_t caller_public_key_len);
+/* Makes the ephemeral key pair for the next eta_seal_key_new() now (after a
+ * reply went out), so that the agreement alone is left for the request.
+ * Each key pair still seals exactly one reply. Any thread. */
+void eta_seal_key_prepare (void);
 void eta_seal_key_free (EtaSealKey *key);
 /* Seals @plaintext with @key. @agent_public_key receives 32 bytes, @sealed
  * plaintext_len + ETA_SEAL_OVERHEAD bytes. Returns 0 or -1. */
 int eta_seal_key_seal (const EtaSealKey *key, const char *associated_data,
                        const uint8_t *plaintext, size_t plaintext_len,
                        uint8_t *agent_public_key, uint8_t *sealed);
+
+/* Frees the key pairs made ahead (a module's finalize). */
+void eta_seal_forget_prepared (void);
 
 /* Both steps at once: seals @plaintext to @caller_public_key with a fresh
  * ephemeral key. Returns 0 or -1. */

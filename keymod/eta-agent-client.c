@@ -144,6 +144,7 @@ eta_agent_client_disconnect (void)
   g_clear_object (&cached_connection);
   g_clear_pointer (&verified_agent, g_free);
   g_mutex_unlock (&connection_lock);
+  eta_seal_forget_prepared ();
 }
 
 static gint
@@ -262,12 +263,64 @@ forget_agent (const gchar *agent)
   g_mutex_unlock (&connection_lock);
 }
 
+typedef struct
+{
+  GVariant *reply;
+  GError *error;
+  gboolean done;
+} CallResult;
+
+static void
+on_call_done (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  CallResult *call = user_data;
+
+  call->reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), result, &call->error);
+  call->done = TRUE;
+}
+
+/* Where a thread's calls get their replies: made once per thread, not once
+ * per call as g_dbus_connection_call_sync() does (a context is an eventfd
+ * and a few allocations). GLib is never unloaded (NODELETE), so the
+ * contexts can outlive the module. */
+static GPrivate reply_context = G_PRIVATE_INIT ((GDestroyNotify) g_main_context_unref);
+
+/* g_dbus_connection_call_sync() to @agent, except that @while_waiting (may
+ * be NULL) runs once the call is on its way: time the agent takes anyway. */
+static GVariant *
+call_and_wait (GDBusConnection *connection, const gchar *agent, const gchar *method,
+               GVariant *parameters, const GVariantType *reply_type, gint timeout_ms,
+               void (*while_waiting) (void), GError **error)
+{
+  GMainContext *context = g_private_get (&reply_context);
+  CallResult result = { NULL, NULL, FALSE };
+
+  if (context == NULL)
+    {
+      context = g_main_context_new ();
+      g_private_set (&reply_context, context);
+    }
+  g_main_context_push_thread_default (context);
+  g_dbus_connection_call (connection, agent, ETA_OBJECT_PATH, ETA_INTERFACE, method, parameters,
+                          reply_type, G_DBUS_CALL_FLAGS_NONE, timeout_ms, NULL, on_call_done,
+                          &result);
+  if (while_waiting != NULL)
+    while_waiting ();
+  while (!result.done)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+  if (result.reply == NULL)
+    g_propagate_error (error, result.error);
+  return result.reply;
+}
+
 /* Calls @method of the checked agent. When that agent has gone (a restart
  * gives the new one another unique name), finds and checks the new owner
- * once, within the same deadline. */
+ * once, within the same deadline. @while_waiting as in call_and_wait(). */
 static GVariant *
 call_agent (GDBusConnection *connection, const gchar *method, GVariant *parameters,
-            const GVariantType *reply_type, gint64 deadline, GError **error)
+            const GVariantType *reply_type, gint64 deadline, void (*while_waiting) (void),
+            GError **error)
 {
   g_autoptr (GVariant) owned = g_variant_ref_sink (parameters);
 
@@ -284,9 +337,8 @@ call_agent (GDBusConnection *connection, const gchar *method, GVariant *paramete
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "no time left to ask the agent");
           return NULL;
         }
-      reply = g_dbus_connection_call_sync (connection, agent, ETA_OBJECT_PATH, ETA_INTERFACE,
-                                           method, owned, reply_type, G_DBUS_CALL_FLAGS_NONE,
-                                           remaining_ms (deadline), NULL, &call_error);
+      reply = call_and_wait (connection, agent, method, owned, reply_type,
+                             remaining_ms (deadline), while_waiting, &call_error);
       if (reply != NULL)
         return reply;
       if (attempt == 0
@@ -315,7 +367,7 @@ eta_agent_client_resolve (const gchar *fingerprint, guint timeout_ms, GError **e
   if (connection == NULL)
     return NULL;
   reply = call_agent (connection, "ResolveKey", g_variant_new ("(s)", fingerprint),
-                      G_VARIANT_TYPE ("(sayss)"), deadline, error);
+                      G_VARIANT_TYPE ("(sayss)"), deadline, NULL, error);
   if (reply == NULL)
     return NULL;
   g_variant_get (reply, "(&s@ay&s&s)", &full, &spki, &key_label, &token_label);
@@ -397,6 +449,7 @@ eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
       return FALSE;
     }
 
+  /* The key pair made while the last unwrap waited, if there was one. */
   session = eta_seal_session_new ();
   if (session == NULL)
     {
@@ -413,7 +466,7 @@ eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
                                                 ETA_SEAL_PUBLIC_KEY_LEN, 1),
                      request_details ((guint) remaining_ms (deadline), key_label, token_label,
                                       interactive)),
-      G_VARIANT_TYPE ("(ayay)"), deadline, error);
+      G_VARIANT_TYPE ("(ayay)"), deadline, eta_seal_session_prepare, error);
   if (reply == NULL)
     goto out;
 
