@@ -225,18 +225,12 @@ log_unwrap (EtaAgentService *self, UnwrapCall *call, const gchar *fingerprint)
                fingerprint);
       return;
     }
-  if (same && self->logged_quiet > 0)
-    g_message ("unwrapped a key for %s (pid %u) with key %.16s; %u more for it since the last "
-               "such line", call->requester, call->pid, fingerprint, self->logged_quiet);
-  else
-    {
-      if (self->logged_quiet > 0)
-        g_message ("unwrapped %u more keys for %s (pid %u) with key %.16s since the last such "
-                   "line", self->logged_quiet, self->logged_requester, self->logged_pid,
-                   self->logged_fingerprint);
-      g_message ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
-                 fingerprint);
-    }
+  if (self->logged_quiet > 0)
+    g_message ("unwrapped %u more keys for %s (pid %u) with key %.16s since the last such line",
+               self->logged_quiet, self->logged_requester, self->logged_pid,
+               self->logged_fingerprint);
+  g_message ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
+             fingerprint);
   if (!same)
     {
       g_free (self->logged_requester);

@@ -1607,17 +1607,32 @@ static void
 start_unwrap_job (EtaTokenManager *self, GTask *task, const gchar *fingerprint,
                   EtaPadding padding, GBytes *wrapped, const EtaRequester *requester)
 {
-  UnwrapJob *job = g_new0 (UnwrapJob, 1);
+  UnwrapJob *job;
   EtaEpochPacket packet;
+  EtaEpochStatus status = ETA_EPOCH_ERROR_NOT_EPOCH;
 
+  if (wrapped != NULL)
+    status = eta_epoch_packet_parse (g_bytes_get_data (wrapped, NULL),
+                                     g_bytes_get_size (wrapped), &packet);
+  /* Starts with the magic but does not parse: a damaged or newer packet,
+   * refused before any token use. Unless it is as long as a modulus (a
+   * multiple of 64 bytes, which no epoch packet is): one plain RSA
+   * ciphertext in 2^32 starts with the magic too (keymod/epoch-format.md). */
+  if (status != ETA_EPOCH_OK && status != ETA_EPOCH_ERROR_NOT_EPOCH
+      && g_bytes_get_size (wrapped) % 64 != 0)
+    {
+      g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
+                               "not a usable epoch packet: %s",
+                               eta_epoch_status_to_string (status));
+      return;
+    }
+
+  job = g_new0 (UnwrapJob, 1);
   job->fingerprint = g_strdup (fingerprint);
   job->padding = padding;
   job->wrapped = wrapped ? g_bytes_ref (wrapped) : NULL;
   /* An epoch packet names its own padding; the token decrypts its RSA(K). */
-  if (wrapped != NULL
-      && eta_epoch_packet_parse (g_bytes_get_data (wrapped, NULL), g_bytes_get_size (wrapped),
-                                 &packet) == ETA_EPOCH_OK
-      && eta_epoch_packet_id (&packet, job->epoch_id) == 0)
+  if (status == ETA_EPOCH_OK && eta_epoch_packet_id (&packet, job->epoch_id) == 0)
     {
       job->epoch_packet = g_steal_pointer (&job->wrapped);
       job->wrapped = g_bytes_new_from_bytes (job->epoch_packet,
@@ -1662,23 +1677,6 @@ eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerprint,
 
   g_return_if_fail (wrapped != NULL);
   g_task_set_source_tag (task, eta_token_manager_unwrap_async);
-  if (eta_epoch_packet_has_magic (g_bytes_get_data (wrapped, NULL), g_bytes_get_size (wrapped)))
-    {
-      EtaEpochPacket packet;
-      EtaEpochStatus status = eta_epoch_packet_parse (g_bytes_get_data (wrapped, NULL),
-                                                      g_bytes_get_size (wrapped), &packet);
-
-      /* One plain RSA ciphertext in 2^32 starts with the magic too; it is
-       * as long as a modulus (a multiple of 64 bytes), which no epoch
-       * packet is (keymod/epoch-format.md). */
-      if (status != ETA_EPOCH_OK && g_bytes_get_size (wrapped) % 64 != 0)
-        {
-          g_task_return_new_error (task, ETA_AGENT_ERROR, ETA_AGENT_ERROR_DECRYPT_FAILED,
-                                   "not a usable epoch packet: %s",
-                                   eta_epoch_status_to_string (status));
-          return;
-        }
-    }
   start_unwrap_job (self, task, fingerprint, padding, wrapped, requester);
 }
 

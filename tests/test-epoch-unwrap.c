@@ -320,6 +320,23 @@ test_tampered_packet_refused (Fixture *fixture, gconstpointer data)
     assert_refused (fixture, ETA_PADDING_OAEP, newer, ETA_ERROR_PREFIX "DecryptFailed");
   }
   g_assert_cmpuint (token_operations (), ==, 1);
+
+  /* As long as the modulus, an ETAE start that does not parse is plain RSA
+   * (one ciphertext in 2^32 begins so): the token tries it, with both
+   * paddings, and refuses it. */
+  {
+    g_autoptr (GBytes) garbage = eta_test_random_bytes (256);
+    g_autofree guint8 *bytes = g_memdup2 (g_bytes_get_data (garbage, NULL), 256);
+    g_autoptr (GBytes) plain_with_magic = NULL;
+
+    memcpy (bytes, "ETAE", 4);
+    bytes[4] = 0xff;   /* no version of ours */
+    plain_with_magic = g_bytes_new (bytes, 256);
+    assert_refused (fixture, ETA_PADDING_OAEP, plain_with_magic,
+                    ETA_ERROR_PREFIX "DecryptFailed");
+  }
+  g_assert_cmpuint (token_operations (), ==, 3);
+  g_assert_cmpuint (eta_test_agent_get_prompt_count (fixture->agent), ==, 1);
 }
 
 /* A file of one epoch whose RSA(K) is swapped for another epoch's: the
