@@ -12,6 +12,7 @@
 #include "eta-agent-error.h"
 #include "eta-caller-check.h"
 #include "eta-dbus-generated.h"
+#include "eta-kept-key-unwrap.h"
 #include "eta-names.h"
 #include "eta-public-key-file.h"
 #include "eta-seal.h"
@@ -27,6 +28,8 @@ struct _EtaAgentService
   EtaTokenManager *manager;
   EtaPolicy *policy;
   EtaDBusTokenAgent1 *skeleton;
+  EtaCallerCheck *caller_check;
+  guint kept_key_filter;
   EtaActivityLog *activity;
   gulong state_handler;
   /* Callers that have called Unwrap or Unlock: unique name → CallerWatch.
@@ -211,31 +214,29 @@ on_name_owner_changed (GDBusConnection *connection, const gchar *sender_name,
 /* ---- the unwrap log ---- */
 
 static void
-log_unwrap (EtaAgentService *self, UnwrapCall *call, const gchar *fingerprint)
+log_unwrap (EtaAgentService *self, const gchar *requester, guint pid, const gchar *fingerprint)
 {
   gint64 now = g_get_monotonic_time ();
-  gboolean same = self->logged_fingerprint != NULL && self->logged_pid == call->pid
-                  && g_str_equal (self->logged_requester, call->requester)
+  gboolean same = self->logged_fingerprint != NULL && self->logged_pid == pid
+                  && g_str_equal (self->logged_requester, requester)
                   && g_str_equal (self->logged_fingerprint, fingerprint);
 
   if (same && now - self->logged_at < G_USEC_PER_SEC)
     {
       self->logged_quiet++;
-      g_debug ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
-               fingerprint);
+      g_debug ("unwrapped a key for %s (pid %u) with key %.16s", requester, pid, fingerprint);
       return;
     }
   if (self->logged_quiet > 0)
     g_message ("unwrapped %u more keys for %s (pid %u) with key %.16s since the last such line",
                self->logged_quiet, self->logged_requester, self->logged_pid,
                self->logged_fingerprint);
-  g_message ("unwrapped a key for %s (pid %u) with key %.16s", call->requester, call->pid,
-             fingerprint);
+  g_message ("unwrapped a key for %s (pid %u) with key %.16s", requester, pid, fingerprint);
   if (!same)
     {
       g_free (self->logged_requester);
-      self->logged_requester = g_strdup (call->requester);
-      self->logged_pid = call->pid;
+      self->logged_requester = g_strdup (requester);
+      self->logged_pid = pid;
       g_free (self->logged_fingerprint);
       self->logged_fingerprint = g_strdup (fingerprint);
     }
@@ -260,6 +261,14 @@ unwrap_call_free (UnwrapCall *call)
   g_free (call);
 }
 
+/* What a caller that does not say its name is called. */
+static gchar *
+unnamed_program (void)
+{
+  /* The default is translated here: po/POTFILES.in lists this file. */
+  return eta_unwrap_arguments_shown_text (_("an unnamed program"), ETA_UNWRAP_REQUESTER_MAX_BYTES);
+}
+
 /* Who asks, from an Unwrap's or Unlock's checked details (whose strings
  * and seal key it takes); @requester points into the call, which must
  * outlive it. */
@@ -271,11 +280,8 @@ unwrap_call_new (GDBusMethodInvocation *invocation, EtaUnwrapArguments *argument
 
   call->invocation = g_object_ref (invocation);
   call->seal_key = g_steal_pointer (&arguments->seal_key);
-  /* The default is translated here: po/POTFILES.in lists this file. */
-  call->requester = arguments->requester != NULL
-                      ? g_steal_pointer (&arguments->requester)
-                      : eta_unwrap_arguments_shown_text (_("an unnamed program"),
-                                                         ETA_UNWRAP_REQUESTER_MAX_BYTES);
+  call->requester = arguments->requester != NULL ? g_steal_pointer (&arguments->requester)
+                                                 : unnamed_program ();
   call->pid = arguments->pid;
   if (arguments->timeout_ms > 0)
     call->caller_deadline = g_get_monotonic_time () + (gint64) arguments->timeout_ms * 1000;
@@ -354,7 +360,7 @@ on_unwrapped (GObject *source, GAsyncResult *result, gpointer user_data)
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, agent_key,
                                                 sizeof agent_key, 1),
                      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, sealed, sealed_len, 1)));
-  log_unwrap (call->service, call, fingerprint);
+  log_unwrap (call->service, call->requester, call->pid, fingerprint);
   eta_activity_log_record_unwrap (call->activity, key, call->requester);
   if (call->caller_deadline != 0 && g_get_monotonic_time () > call->caller_deadline)
     notify_unlocked_late (call);
@@ -385,6 +391,21 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
                                   arguments->wrapped, &requester, call->caller_gone,
                                   on_unwrapped, call);
   return G_DBUS_METHOD_INVOCATION_HANDLED;
+}
+
+/* An Unwrap that eta-kept-key-unwrap.c answered from a kept epoch key: what
+ * on_unwrapped does after its reply. */
+static void
+on_unwrapped_from_kept_key (GObject *owner, EtaTokenKey *key, const gchar *requester,
+                            guint32 pid)
+{
+  EtaAgentService *self = ETA_AGENT_SERVICE (owner);
+  g_autofree gchar *unnamed = requester == NULL ? unnamed_program () : NULL;
+
+  log_unwrap (self, requester != NULL ? requester : unnamed, pid,
+              eta_token_key_get_fingerprint (key));
+  eta_activity_log_record_unwrap (self->activity, key, requester != NULL ? requester : unnamed);
+  eta_seal_key_prepare ();
 }
 
 /* ---- Unlock ---- */
@@ -585,6 +606,9 @@ eta_agent_service_export (EtaAgentService *self, GDBusConnection *connection,
                                          connection, object_path, error))
     return FALSE;
   g_set_object (&self->connection, connection);
+  self->kept_key_filter = eta_kept_key_unwrap_install (connection, object_path, self->manager,
+                                                       self->caller_check, G_OBJECT (self),
+                                                       on_unwrapped_from_kept_key);
   self->name_owner_changed = g_dbus_connection_signal_subscribe (
       connection, "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
       "/org/freedesktop/DBus", NULL, G_DBUS_SIGNAL_FLAGS_NONE, on_name_owner_changed, self,
@@ -598,6 +622,9 @@ eta_agent_service_unexport (EtaAgentService *self)
   if (self->connection != NULL && self->name_owner_changed != 0)
     g_dbus_connection_signal_unsubscribe (self->connection, self->name_owner_changed);
   self->name_owner_changed = 0;
+  if (self->connection != NULL && self->kept_key_filter != 0)
+    g_dbus_connection_remove_filter (self->connection, self->kept_key_filter);
+  self->kept_key_filter = 0;
   g_clear_object (&self->connection);
   g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (self->skeleton));
 }
@@ -612,7 +639,11 @@ eta_agent_service_dispose (GObject *object)
   if (self->connection != NULL && self->name_owner_changed != 0)
     g_dbus_connection_signal_unsubscribe (self->connection, self->name_owner_changed);
   self->name_owner_changed = 0;
+  if (self->connection != NULL && self->kept_key_filter != 0)
+    g_dbus_connection_remove_filter (self->connection, self->kept_key_filter);
+  self->kept_key_filter = 0;
   g_clear_object (&self->connection);
+  g_clear_object (&self->caller_check);
   g_clear_pointer (&self->callers, g_hash_table_unref);
   g_clear_pointer (&self->logged_requester, g_free);
   g_clear_pointer (&self->logged_fingerprint, g_free);
@@ -650,10 +681,8 @@ eta_agent_service_new (EtaTokenManager *manager, EtaPolicy *policy)
   if (g_getenv ("ECRYPTFS_TOKEN_AGENT_TEST_ALLOW_ANONYMOUS") != NULL)
     g_warning ("ECRYPTFS_TOKEN_AGENT_TEST_ALLOW_ANONYMOUS is set: callers of unknown uid "
                "are served. This is for tests only.");
-  {
-    g_autoptr (EtaCallerCheck) check = eta_caller_check_new ();
-    eta_caller_check_guard (check, G_DBUS_INTERFACE_SKELETON (self->skeleton));
-  }
+  self->caller_check = eta_caller_check_new ();
+  eta_caller_check_guard (self->caller_check, G_DBUS_INTERFACE_SKELETON (self->skeleton));
   g_signal_connect (self->skeleton, "handle-resolve-key", G_CALLBACK (on_handle_resolve_key), self);
   g_signal_connect (self->skeleton, "handle-unwrap", G_CALLBACK (on_handle_unwrap), self);
   g_signal_connect (self->skeleton, "handle-unlock", G_CALLBACK (on_handle_unlock), self);

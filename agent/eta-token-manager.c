@@ -54,6 +54,9 @@ typedef struct
   EtaTokenSession *probe_session;
   /* Names the token in the epoch cache. */
   guint number;
+  /* An "unwrapped" signal is on its way to the main thread: uses meanwhile
+   * ride on it (a folder read makes one per file). */
+  gboolean unwrap_announced;
 } TokenState;
 
 /* What pkcs11-helper's slot-event thread calls back with. It may fire while
@@ -180,13 +183,26 @@ typedef struct
   gchar *label;
   gchar *serial;
   const gchar *state;   /* token-state-changed only */
+  guint number;
 } TokenSignal;
+
+static TokenState *token_state_by_number (EtaTokenManager *self, guint number);
 
 static gboolean
 emit_token_signal (gpointer data)
 {
   TokenSignal *event = data;
 
+  if (event->signal == signals[SIGNAL_UNWRAPPED])
+    {
+      TokenState *state;
+
+      g_mutex_lock (&event->self->lock);
+      state = token_state_by_number (event->self, event->number);
+      if (state != NULL)
+        state->unwrap_announced = FALSE;
+      g_mutex_unlock (&event->self->lock);
+    }
   if (event->signal == signals[SIGNAL_TOKEN_STATE_CHANGED])
     g_signal_emit (event->self, event->signal, 0, event->label, event->serial, event->state);
   else
@@ -210,6 +226,7 @@ send_token_signal (EtaTokenManager *self, TokenState *state, guint signal,
   event->label = g_strdup (state->label);
   event->serial = g_strdup (state->serial);
   event->state = state_name;
+  event->number = state->number;
   g_main_context_invoke (self->main_context, emit_token_signal, event);
 }
 
@@ -233,6 +250,9 @@ set_logged_in (EtaTokenManager *self, TokenState *state, gboolean logged_in)
 static void
 announce_unwrap (EtaTokenManager *self, TokenState *state)
 {
+  if (state->unwrap_announced)
+    return;
+  state->unwrap_announced = TRUE;
   send_token_signal (self, state, signals[SIGNAL_UNWRAPPED], NULL);
 }
 
@@ -1441,13 +1461,14 @@ token_state_by_number (EtaTokenManager *self, guint number)
  * waits for no prompt or decrypt of that token. A token found locked or
  * gone loses its epoch keys on the spot. */
 static gboolean
-epoch_key_is_kept (EtaTokenManager *self, UnwrapJob *job, guint *token_out)
+epoch_key_is_kept (EtaTokenManager *self, const gchar *fingerprint, const guint8 *epoch_id,
+                   guint *token_out)
 {
   TokenState *state;
   guint number = 0;
   CK_RV rv;
 
-  if (!eta_epoch_cache_contains (self->epoch_cache, job->fingerprint, job->epoch_id, &number))
+  if (!eta_epoch_cache_contains (self->epoch_cache, fingerprint, epoch_id, &number))
     return FALSE;
   g_mutex_lock (&self->lock);
   state = token_state_by_number (self, number);
@@ -1479,10 +1500,76 @@ epoch_key_is_kept (EtaTokenManager *self, UnwrapJob *job, guint *token_out)
                pkcs11h_getMessage (rv));
       return FALSE;
     }
+  *token_out = number;
+  return TRUE;
+}
+
+/* The key the service names in its log and activity list, as the keys
+ * were last listed: no token enumeration. */
+static EtaTokenKey *
+known_key (EtaTokenManager *self, const gchar *fingerprint)
+{
+  EtaTokenKey *key;
+
+  g_mutex_lock (&self->lock);
+  key = self->keys != NULL ? eta_token_key_find (self->keys, fingerprint, NULL) : NULL;
+  if (key != NULL)
+    g_object_ref (key);
+  g_mutex_unlock (&self->lock);
+  return key;
+}
+
+static void
+announce_unwrap_on (EtaTokenManager *self, guint token)
+{
+  TokenState *state;
+
+  g_mutex_lock (&self->lock);
+  state = token_state_by_number (self, token);
+  if (state != NULL)
+    announce_unwrap (self, state);
+  g_mutex_unlock (&self->lock);
+}
+
+EtaSecret *
+eta_token_manager_unwrap_kept (EtaTokenManager *self, const gchar *fingerprint,
+                               GBytes *wrapped, EtaTokenKey **key_out)
+{
+  g_autoptr (EtaSecret) payload = NULL;
+  g_autoptr (EtaTokenKey) key = NULL;
+  EtaEpochPacket packet;
+  guint8 epoch_id[ETA_EPOCH_ID_LEN];
+  gsize payload_len = 0;
+  guint token;
+
+  if (eta_epoch_packet_parse (g_bytes_get_data (wrapped, NULL), g_bytes_get_size (wrapped),
+                              &packet) != ETA_EPOCH_OK
+      || eta_epoch_packet_id (&packet, epoch_id) != 0
+      || !epoch_key_is_kept (self, fingerprint, epoch_id, &token))
+    return NULL;
+  key = known_key (self, fingerprint);
+  if (key == NULL)
+    return NULL;
+  payload = eta_secret_new (packet.sealed_len);
+  if (eta_epoch_cache_open (self->epoch_cache, fingerprint, epoch_id, token, &packet,
+                            eta_secret_get_data (payload), &payload_len)
+      != ETA_EPOCH_CACHE_OPENED)
+    return NULL;
+  eta_secret_set_length (payload, payload_len);
+  announce_unwrap_on (self, token);
+  *key_out = g_steal_pointer (&key);
+  return g_steal_pointer (&payload);
+}
+
+/* Worker thread: epoch_key_is_kept, and the key it belongs to in job->key. */
+static gboolean
+epoch_key_is_kept_for_job (EtaTokenManager *self, UnwrapJob *job, guint *token_out)
+{
+  if (!epoch_key_is_kept (self, job->fingerprint, job->epoch_id, token_out))
+    return FALSE;
   /* The service names the key in its log and activity list. */
   g_clear_object (&job->key);
   job->key = find_key (self, job->fingerprint, NULL);
-  *token_out = number;
   return job->key != NULL;
 }
 
@@ -1504,7 +1591,7 @@ unwrap_epoch_packet (EtaTokenManager *self, UnwrapJob *job, GError **error)
     g_assert_not_reached ();  /* parsed before the job started */
   payload = eta_secret_new (packet.sealed_len);
 
-  if (epoch_key_is_kept (self, job, &token))
+  if (epoch_key_is_kept_for_job (self, job, &token))
     switch (eta_epoch_cache_open (self->epoch_cache, job->fingerprint, job->epoch_id, token,
                                   &packet, eta_secret_get_data (payload), &payload_len))
       {
@@ -1591,15 +1678,7 @@ unwrap_in_thread (GTask *task, gpointer source, gpointer data, GCancellable *can
   /* After the result: the caller waits for it, the policy's idle timer
    * does not. (The task, and so the job, live until this returns.) */
   if (job->kept_key_token != 0)
-    {
-      TokenState *state;
-
-      g_mutex_lock (&self->lock);
-      state = token_state_by_number (self, job->kept_key_token);
-      if (state != NULL)
-        announce_unwrap (self, state);
-      g_mutex_unlock (&self->lock);
-    }
+    announce_unwrap_on (self, job->kept_key_token);
 }
 
 /* An unwrap, or with @wrapped NULL a login only. */

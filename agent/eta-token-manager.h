@@ -92,6 +92,15 @@ void eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerp
                                      const EtaRequester *requester,
                                      GCancellable *cancellable,
                                      GAsyncReadyCallback callback, gpointer user_data);
+/* Any thread, without a token operation, a prompt or a worker: the payload
+ * of the epoch packet @wrapped when the agent keeps its epoch key for
+ * @fingerprint and that key's token is still logged in (one
+ * C_GetSessionInfo), with the key in @key_out. NULL in every other case
+ * (not an epoch packet, K not kept, a token gone, a packet that does not
+ * open), which eta_token_manager_unwrap_async answers in full. Counts as a
+ * use of the token, as an unwrap does. */
+EtaSecret *eta_token_manager_unwrap_kept (EtaTokenManager *self, const gchar *fingerprint,
+                                          GBytes *wrapped, EtaTokenKey **key_out);
 /* The plaintext, and in @key_out the key that decrypted it. */
 EtaSecret *eta_token_manager_unwrap_finish (EtaTokenManager *self, GAsyncResult *result,
                                             EtaTokenKey **key_out, GError **error);
@@ -118,7 +127,8 @@ gboolean eta_token_manager_lock_finish (EtaTokenManager *self, GAsyncResult *res
  * state "logged-in" or "locked", or "present" / "absent" when a token is
  * inserted / pulled out (pkcs11-helper's slot events, every few seconds;
  * tokens present at start are not announced, and a token pulled out while
- * logged in is "locked" first); "unwrapped" (label, serial) after each
- * successful decryption on that token. */
+ * logged in is "locked" first); "unwrapped" (label, serial) after a
+ * successful decryption with a key of that token (uses that come while one
+ * is on its way to the main thread share it). */
 
 G_END_DECLS

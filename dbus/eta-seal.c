@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/core_names.h>
@@ -16,9 +17,36 @@
 
 struct EtaSealSession
 {
+  int refs;   /* atomic */
   EVP_PKEY *key;
   uint8_t public_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  /* Reuse bounds (eta_seal_session_reuse). */
+  pid_t pid;
+  double made_at;
+  unsigned exchanges;
+  /* The last agreement, so that replies sealed with the same agent key cost
+   * no second one. */
+  pthread_mutex_t lock;
+  int agreed;
+  uint8_t agreed_agent_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  uint8_t agreed_aes_key[SEAL_KEY_LEN];
 };
+
+static double
+seconds_now (void)
+{
+  struct timespec now;
+
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  return (double) now.tv_sec + (double) now.tv_nsec / 1e9;
+}
+
+static int
+within_reuse_bounds (pid_t pid, double made_at, unsigned exchanges)
+{
+  return pid == getpid () && exchanges < ETA_SEAL_REUSE_EXCHANGES
+         && seconds_now () - made_at < ETA_SEAL_REUSE_SECONDS;
+}
 
 static EVP_PKEY *
 generate_x25519 (uint8_t public_key[ETA_SEAL_PUBLIC_KEY_LEN])
@@ -183,26 +211,74 @@ out:
 EtaSealSession *
 eta_seal_session_new (void)
 {
-  EtaSealSession *session = OPENSSL_zalloc (sizeof *session);
+  EtaSealSession *session = OPENSSL_secure_zalloc (sizeof *session);
 
   if (session == NULL)
     return NULL;
   session->key = take_key (&caller_spare, session->public_key);
   if (session->key == NULL)
     {
-      OPENSSL_free (session);
+      OPENSSL_secure_free (session);
       return NULL;
     }
+  session->refs = 1;
+  session->pid = getpid ();
+  session->made_at = seconds_now ();
+  pthread_mutex_init (&session->lock, NULL);
   return session;
 }
 
 void
 eta_seal_session_free (EtaSealSession *session)
 {
-  if (session == NULL)
+  if (session == NULL || __atomic_sub_fetch (&session->refs, 1, __ATOMIC_ACQ_REL) != 0)
     return;
   EVP_PKEY_free (session->key);
-  OPENSSL_clear_free (session, sizeof *session);
+  pthread_mutex_destroy (&session->lock);
+  OPENSSL_secure_clear_free (session, sizeof *session);
+}
+
+/* The session eta_seal_session_reuse hands out. */
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static EtaSealSession *current_session;
+
+EtaSealSession *
+eta_seal_session_reuse (void)
+{
+  EtaSealSession *session = NULL, *old = NULL;
+
+  pthread_mutex_lock (&current_lock);
+  if (current_session != NULL
+      && within_reuse_bounds (current_session->pid, current_session->made_at,
+                              current_session->exchanges))
+    {
+      session = current_session;
+      session->exchanges++;
+      __atomic_add_fetch (&session->refs, 1, __ATOMIC_RELAXED);
+    }
+  else
+    {
+      old = current_session;
+      current_session = NULL;
+    }
+  pthread_mutex_unlock (&current_lock);
+  /* Outside the lock: the last reference wipes the old key pair. */
+  eta_seal_session_free (old);
+  if (session != NULL)
+    return session;
+
+  session = eta_seal_session_new ();
+  if (session == NULL)
+    return NULL;
+  session->exchanges = 1;
+  pthread_mutex_lock (&current_lock);
+  if (current_session == NULL)
+    {
+      current_session = session;
+      __atomic_add_fetch (&session->refs, 1, __ATOMIC_RELAXED);
+    }
+  pthread_mutex_unlock (&current_lock);
+  return session;
 }
 
 const uint8_t *
@@ -230,9 +306,23 @@ eta_seal_session_open (EtaSealSession *session,
     return -1;
   body_len = sealed_len - ETA_SEAL_OVERHEAD;
 
-  if (derive_key (session->key, agent_public_key, session->public_key,
-                  agent_public_key, aes_key) != 0)
-    return -1;
+  pthread_mutex_lock (&session->lock);
+  if (session->agreed
+      && CRYPTO_memcmp (session->agreed_agent_key, agent_public_key, ETA_SEAL_PUBLIC_KEY_LEN) == 0)
+    memcpy (aes_key, session->agreed_aes_key, SEAL_KEY_LEN);
+  else if (derive_key (session->key, agent_public_key, session->public_key, agent_public_key,
+                       aes_key) == 0)
+    {
+      memcpy (session->agreed_agent_key, agent_public_key, ETA_SEAL_PUBLIC_KEY_LEN);
+      memcpy (session->agreed_aes_key, aes_key, SEAL_KEY_LEN);
+      session->agreed = 1;
+    }
+  else
+    {
+      pthread_mutex_unlock (&session->lock);
+      return -1;
+    }
+  pthread_mutex_unlock (&session->lock);
 
   ctx = EVP_CIPHER_CTX_new ();
   if (ctx == NULL
@@ -263,6 +353,77 @@ struct EtaSealKey
   uint8_t aes_key[SEAL_KEY_LEN];
 };
 
+/* The agent's side of recent agreements, by the caller's public key: a
+ * caller that reuses its key pair (eta_seal_session_reuse) gets the same
+ * agent key back, within the same bounds, and neither side agrees again. */
+#define AGREEMENTS_KEPT 16
+
+typedef struct
+{
+  int used;
+  uint8_t caller_public_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  EtaSealKey key;
+  pid_t pid;
+  double made_at;
+  unsigned exchanges;
+} Agreement;
+
+static pthread_mutex_t agreements_lock = PTHREAD_MUTEX_INITIALIZER;
+static Agreement *agreements;   /* AGREEMENTS_KEPT, secure heap, on first use */
+
+/* Copies a live agreement with @caller_public_key into @key; wipes those
+ * past their bounds on the way. Called with agreements_lock held. */
+static int
+find_agreement (const uint8_t *caller_public_key, EtaSealKey *key)
+{
+  int found = 0;
+
+  for (int i = 0; agreements != NULL && i < AGREEMENTS_KEPT; i++)
+    {
+      Agreement *agreement = &agreements[i];
+
+      if (!agreement->used)
+        continue;
+      if (!within_reuse_bounds (agreement->pid, agreement->made_at, agreement->exchanges))
+        {
+          OPENSSL_cleanse (agreement, sizeof *agreement);
+          continue;
+        }
+      if (!found
+          && CRYPTO_memcmp (agreement->caller_public_key, caller_public_key,
+                            ETA_SEAL_PUBLIC_KEY_LEN) == 0)
+        {
+          *key = agreement->key;
+          agreement->exchanges++;
+          found = 1;
+        }
+    }
+  return found;
+}
+
+/* Keeps @key for @caller_public_key, in a free slot or the oldest one.
+ * Called with agreements_lock held. */
+static void
+keep_agreement (const uint8_t *caller_public_key, const EtaSealKey *key)
+{
+  Agreement *slot = NULL;
+
+  if (agreements == NULL)
+    agreements = OPENSSL_secure_zalloc (AGREEMENTS_KEPT * sizeof *agreements);
+  if (agreements == NULL)
+    return;
+  for (int i = 0; i < AGREEMENTS_KEPT && (slot == NULL || slot->used); i++)
+    if (slot == NULL || !agreements[i].used || agreements[i].made_at < slot->made_at)
+      slot = &agreements[i];
+  OPENSSL_cleanse (slot, sizeof *slot);
+  slot->used = 1;
+  memcpy (slot->caller_public_key, caller_public_key, ETA_SEAL_PUBLIC_KEY_LEN);
+  slot->key = *key;
+  slot->pid = getpid ();
+  slot->made_at = seconds_now ();
+  slot->exchanges = 1;
+}
+
 EtaSealKey *
 eta_seal_key_new (const uint8_t *caller_public_key, size_t caller_public_key_len)
 {
@@ -276,6 +437,12 @@ eta_seal_key_new (const uint8_t *caller_public_key, size_t caller_public_key_len
   key = OPENSSL_secure_zalloc (sizeof *key);
   if (key == NULL)
     return NULL;
+  pthread_mutex_lock (&agreements_lock);
+  rc = find_agreement (caller_public_key, key);
+  pthread_mutex_unlock (&agreements_lock);
+  if (rc)
+    return key;
+
   own_key = take_key (&agent_spare, key->agent_public_key);
   rc = own_key != NULL ? derive_key (own_key, caller_public_key, caller_public_key,
                                      key->agent_public_key, key->aes_key)
@@ -286,6 +453,9 @@ eta_seal_key_new (const uint8_t *caller_public_key, size_t caller_public_key_len
       eta_seal_key_free (key);
       return NULL;
     }
+  pthread_mutex_lock (&agreements_lock);
+  keep_agreement (caller_public_key, key);
+  pthread_mutex_unlock (&agreements_lock);
   return key;
 }
 
@@ -346,6 +516,18 @@ eta_seal_to (const uint8_t *caller_public_key, size_t caller_public_key_len,
 void
 eta_seal_forget_prepared (void)
 {
+  EtaSealSession *session;
+
   forget_key (&caller_spare);
   forget_key (&agent_spare);
+  pthread_mutex_lock (&current_lock);
+  session = current_session;
+  current_session = NULL;
+  pthread_mutex_unlock (&current_lock);
+  eta_seal_session_free (session);
+  pthread_mutex_lock (&agreements_lock);
+  if (agreements != NULL)
+    OPENSSL_secure_clear_free (agreements, AGREEMENTS_KEPT * sizeof *agreements);
+  agreements = NULL;
+  pthread_mutex_unlock (&agreements_lock);
 }

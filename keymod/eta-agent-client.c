@@ -449,8 +449,9 @@ eta_agent_client_unwrap (const gchar *fingerprint_hex, EtaPadding padding,
       return FALSE;
     }
 
-  /* The key pair made while the last unwrap waited, if there was one. */
-  session = eta_seal_session_new ();
+  /* The key pair of the last unwraps, while young (a folder read), else the
+   * one made while the last unwrap waited. */
+  session = eta_seal_session_reuse ();
   if (session == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot make an X25519 key");

@@ -803,17 +803,34 @@ test_other_uid_refused (void)
   g_autofree gchar *out = NULL;
   g_autofree gchar *err = NULL;
 
-  eta_test_token_get ();
+  const EtaTestToken *token = eta_test_token_get ();
+  g_autofree gchar *fingerprint = g_strdup_printf ("'%s'", token->fingerprint[0]);
+  /* Every method of the interface, with arguments it would serve. */
+  const struct { const gchar *method; const gchar *args[6]; } agent_calls[] = {
+    { "ResolveKey", { fingerprint, NULL } },
+    { "Unwrap", { fingerprint, "'oaep'", "[byte 1, 2, 3]", "[byte 9, 9]", "{}", NULL } },
+    { "Unlock", { fingerprint, "{}", NULL } },
+    { "ListTokens", { NULL } },
+    { "ListKeys", { NULL } },
+    { "Lock", { NULL } },
+  };
+
   bus = eta_test_open_bus_start ();
   agent = eta_test_agent_start (NULL);
 
-  /* nobody: a different user on the same bus. */
-  g_assert_false (eta_test_open_bus_call (bus, TRUE, ETA_BUS_NAME, ETA_OBJECT_PATH,
-                                          ETA_INTERFACE ".ListKeys", NULL, &out, &err));
-  g_assert_nonnull (strstr (err, ETA_ERROR_PREFIX "AccessDenied"));
-  g_assert_null (strstr (out, "fingerprint"));
-  g_clear_pointer (&out, g_free);
-  g_clear_pointer (&err, g_free);
+  /* nobody: a different user on the same bus, refused before any handler
+   * runs (no prompt, no lock, nothing listed). */
+  for (gsize i = 0; i < G_N_ELEMENTS (agent_calls); i++)
+    {
+      g_autofree gchar *method = g_strconcat (ETA_INTERFACE ".", agent_calls[i].method, NULL);
+
+      g_assert_false (eta_test_open_bus_call (bus, TRUE, ETA_BUS_NAME, ETA_OBJECT_PATH, method,
+                                              agent_calls[i].args, &out, &err));
+      g_assert_nonnull (strstr (err, ETA_ERROR_PREFIX "AccessDenied"));
+      g_assert_null (strstr (out, "fingerprint"));
+      g_clear_pointer (&out, g_free);
+      g_clear_pointer (&err, g_free);
+    }
   /* GApplication's own interfaces on the same object, for nobody and for
    * the agent's user alike: the agent serves none of them. */
   for (int as_nobody = 1; as_nobody >= 0; as_nobody--)

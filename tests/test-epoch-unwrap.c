@@ -14,7 +14,9 @@
 #include "eta-fault-control.h"
 #include "eta-names.h"
 #include "eta-test-agent.h"
+#include "eta-seal.h"
 #include "eta-test-crypto.h"
+#include "eta-test-open-bus.h"
 #include "eta-test-token.h"
 
 #define BUDGET_MS 30000
@@ -22,6 +24,7 @@
 typedef struct
 {
   GTestDBus *bus;
+  EtaTestOpenBus *open_bus;   /* instead of bus: one other users can join */
   EtaTestAgent *agent;
   const EtaTestToken *token;
   GBytes *public_key;
@@ -47,12 +50,25 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
 }
 
 static void
+open_bus_set_up (Fixture *fixture, gconstpointer data)
+{
+  fixture->token = eta_test_token_get ();
+  eta_fault_control_reset ();
+  fixture->open_bus = eta_test_open_bus_start ();
+  fixture->agent = eta_test_agent_start (NULL);
+  fixture->public_key = eta_test_token_load_public_key (ETA_TEST_KEY_RSA2048);
+}
+
+static void
 fixture_tear_down (Fixture *fixture, gconstpointer data)
 {
   eta_agent_client_disconnect ();
   eta_test_agent_stop (fixture->agent);
-  g_test_dbus_down (fixture->bus);
+  if (fixture->bus != NULL)
+    g_test_dbus_down (fixture->bus);
   g_clear_object (&fixture->bus);
+  if (fixture->open_bus != NULL)
+    eta_test_open_bus_stop (fixture->open_bus);
   g_bytes_unref (fixture->public_key);
 }
 
@@ -422,6 +438,76 @@ test_other_padding_tried (Fixture *fixture, gconstpointer data)
 /* The same through p11-kit's proxy, the agent's default provider, which
  * gives the agent's own session an instance of its own: the login made
  * through pkcs11-helper must hold there too. */
+/* ---- kept keys, answered without the main thread ---- */
+
+/* Unwraps answered from a kept K still reach the log: the rate-limited
+ * "unwrapped a key" line counts them. */
+static void
+test_kept_key_unwraps_logged (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (Epoch) epoch = epoch_new (fixture);
+
+  eta_test_agent_queue_answer (fixture->agent, ETA_TEST_TOKEN_PIN);
+  assert_epoch_opens (fixture, epoch);
+  g_assert_true (eta_test_agent_wait_for_output (fixture->agent, "unwrapped a key", 10000));
+  /* Within the second the line covers. */
+  for (int i = 0; i < 9; i++)
+    assert_epoch_opens (fixture, epoch);
+  g_usleep (1200 * G_TIME_SPAN_MILLISECOND);
+  assert_epoch_opens (fixture, epoch);
+  g_assert_true (eta_test_agent_wait_for_output (fixture->agent, "unwrapped 9 more keys", 10000));
+  g_assert_cmpuint (token_operations (), ==, 1);
+}
+
+/* gdbus's text for @bytes as an ay argument. */
+static gchar *
+byte_array_argument (const guint8 *data, gsize len)
+{
+  g_autoptr (GVariant) value = g_variant_ref_sink (
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, len, 1));
+
+  return g_variant_print (value, TRUE);
+}
+
+/* With K kept, an Unwrap of its epoch from another user is still refused,
+ * and one from a process of the agent's user that has not called before
+ * (a sender whose uid the agent does not know yet) is still served. */
+static void
+test_kept_key_serves_only_its_user (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (Epoch) epoch = epoch_new (fixture);
+  g_autoptr (GBytes) payload = eta_test_random_bytes (35);
+  g_autoptr (GBytes) packet = epoch_packet (epoch, payload);
+  EtaSealSession *session = eta_seal_session_new ();
+  g_autofree gchar *fingerprint = g_strdup_printf (
+      "'%s'", fixture->token->fingerprint[ETA_TEST_KEY_RSA2048]);
+  g_autofree gchar *wrapped = byte_array_argument (g_bytes_get_data (packet, NULL),
+                                                   g_bytes_get_size (packet));
+  g_autofree gchar *session_key = byte_array_argument (eta_seal_session_get_public_key (session),
+                                                       ETA_SEAL_PUBLIC_KEY_LEN);
+  const gchar *args[] = { fingerprint, "'oaep'", wrapped, session_key, "{}", NULL };
+  g_autofree gchar *out = NULL;
+  g_autofree gchar *err = NULL;
+
+  eta_test_agent_queue_answer (fixture->agent, ETA_TEST_TOKEN_PIN);
+  assert_epoch_opens (fixture, epoch);
+  g_assert_cmpuint (token_operations (), ==, 1);
+
+  g_assert_false (eta_test_open_bus_call (fixture->open_bus, TRUE, ETA_BUS_NAME, ETA_OBJECT_PATH,
+                                          ETA_INTERFACE ".Unwrap", args, &out, &err));
+  g_assert_nonnull (strstr (err, ETA_ERROR_PREFIX "AccessDenied"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  g_assert_true (eta_test_open_bus_call (fixture->open_bus, FALSE, ETA_BUS_NAME,
+                                         ETA_OBJECT_PATH, ETA_INTERFACE ".Unwrap", args, &out,
+                                         &err));
+  g_assert_true (g_str_has_prefix (out, "([byte "));
+  g_assert_cmpuint (token_operations (), ==, 1);
+  g_assert_cmpuint (eta_test_agent_get_prompt_count (fixture->agent), ==, 1);
+  eta_seal_session_free (session);
+}
+
 static void
 proxy_set_up (Fixture *fixture, gconstpointer data)
 {
@@ -473,6 +559,9 @@ main (int argc, char **argv)
   ADD ("/agent/epoch/tampered-packet-refused", NULL, test_tampered_packet_refused);
   ADD ("/agent/epoch/other-epochs-key-does-not-open", NULL,
        test_other_epochs_key_does_not_open);
+  ADD ("/agent/epoch/kept-key-unwraps-logged", NULL, test_kept_key_unwraps_logged);
+  g_test_add ("/agent/epoch/kept-key-serves-only-its-user", Fixture, NULL, open_bus_set_up,
+              test_kept_key_serves_only_its_user, fixture_tear_down);
   ADD ("/agent/decrypt/refused-ciphertext-keeps-login", NULL,
        test_refused_ciphertext_keeps_login);
   ADD ("/agent/decrypt/other-padding-tried", NULL, test_other_padding_tried);

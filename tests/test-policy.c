@@ -15,7 +15,10 @@
 #include <gio/gunixfdlist.h>
 #include <glib/gstdio.h>
 
+#include <openssl/rand.h>
+
 #include "eta-agent-client.h"
+#include "eta-epoch-packet.h"
 #include "eta-names.h"
 #include "eta-policy.h"
 #include "eta-test-agent.h"
@@ -482,6 +485,32 @@ unwrap_without_pin (Fixture *fixture)
   g_assert_cmpuint (eta_test_agent_get_prompt_count (fixture->agent), ==, prompts);
 }
 
+/* An unwrap of a file written in the epoch of @epoch_key (RSA(K) in
+ * @rsa_epoch_key), as the key module writes files by default: with K kept,
+ * the agent answers it without a token operation. */
+static gboolean
+unwrap_epoch (Fixture *fixture, const guint8 *epoch_key, GBytes *rsa_epoch_key,
+              gboolean interactive)
+{
+  g_autoptr (GBytes) payload = eta_test_random_bytes (35);
+  guint8 packet[ETA_EPOCH_MAX_PACKET];
+  size_t packet_len = eta_epoch_packet_write (packet, ETA_PADDING_OAEP,
+                                              g_bytes_get_data (rsa_epoch_key, NULL),
+                                              g_bytes_get_size (rsa_epoch_key), epoch_key,
+                                              g_bytes_get_data (payload, NULL), 35);
+  g_autoptr (GError) error = NULL;
+  guint8 plaintext[512];
+  gsize len = sizeof plaintext;
+
+  g_assert_cmpuint (packet_len, >, 0);
+  if (!eta_agent_client_unwrap (fixture->token->fingerprint[ETA_TEST_KEY_RSA2048],
+                                ETA_PADDING_OAEP, NULL, NULL, interactive, packet, packet_len,
+                                CALL_TIMEOUT_MS, plaintext, &len, &error))
+    return FALSE;
+  g_assert_cmpmem (plaintext, len, g_bytes_get_data (payload, NULL), 35);
+  return TRUE;
+}
+
 /* The test token's state in ListTokens, asked over @connection. */
 static gchar *
 token_state (GDBusConnection *connection)
@@ -634,6 +663,36 @@ test_idle_timeout (Fixture *fixture, gconstpointer data)
   expect_state (fixture, "locked", SIGNAL_TIMEOUT_MS);
   g_assert_cmpint (g_get_monotonic_time () - last_use, >=, 1800 * 1000);
   unwrap_with_pin (fixture);
+}
+
+/* The same with unwraps of one epoch, whose K the agent keeps: they are
+ * answered without the main thread, and still count as uses. After the
+ * idle lock, K is gone with the login. */
+static void
+test_idle_timeout_kept_epoch_key (Fixture *fixture, gconstpointer data)
+{
+  g_autoptr (GBytes) public_key = eta_test_token_load_public_key (ETA_TEST_KEY_RSA2048);
+  guint8 epoch_key[ETA_EPOCH_KEY_LEN];
+  g_autoptr (GBytes) rsa_epoch_key = NULL;
+  gint64 last_use;
+
+  g_assert_cmpint (RAND_bytes (epoch_key, sizeof epoch_key), ==, 1);
+  rsa_epoch_key = eta_test_rsa_encrypt (public_key, ETA_PADDING_OAEP, epoch_key,
+                                        sizeof epoch_key);
+  eta_test_agent_queue_answer (fixture->agent, ETA_TEST_TOKEN_PIN);
+  g_assert_true (unwrap_epoch (fixture, epoch_key, rsa_epoch_key, TRUE));
+  expect_state (fixture, "logged-in", SIGNAL_TIMEOUT_MS);
+  for (int i = 0; i < 2; i++)
+    {
+      g_usleep (1200 * 1000);
+      g_assert_true (unwrap_epoch (fixture, epoch_key, rsa_epoch_key, FALSE));
+    }
+  last_use = g_get_monotonic_time ();
+  expect_state (fixture, "locked", SIGNAL_TIMEOUT_MS);
+  g_assert_cmpint (g_get_monotonic_time () - last_use, >=, 1800 * 1000);
+  /* Not interactive: with K forgotten it needs the PIN, so it fails. */
+  g_assert_false (unwrap_epoch (fixture, epoch_key, rsa_epoch_key, FALSE));
+  g_assert_cmpuint (eta_test_agent_get_prompt_count (fixture->agent), ==, 1);
 }
 
 static const Scenario lifetime_3s = {
@@ -865,6 +924,7 @@ main (int argc, char **argv)
   ADD ("/policy/suspend", session_by_pid, test_suspend);
   ADD ("/policy/screen-lock-ignored", screen_lock_off, test_screen_lock_ignored);
   ADD ("/policy/idle-timeout", idle_2s, test_idle_timeout);
+  ADD ("/policy/idle-timeout-kept-epoch-key", idle_2s, test_idle_timeout_kept_epoch_key);
   ADD ("/policy/maximum-lifetime", lifetime_3s, test_maximum_lifetime);
   ADD ("/policy/settings-change", no_logind, test_settings_change);
   ADD ("/policy/allowed-providers", softhsm_allowed, test_allowed_providers);

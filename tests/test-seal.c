@@ -101,6 +101,118 @@ test_low_order_caller_key (void)
   g_assert_null (eta_seal_key_new (NULL, 0));
 }
 
+/* One exchange as the key module and the agent make it: @session's key to
+ * the agent, the agent's key and the sealed reply back, opened. Returns the
+ * agent's public key in @agent_key. */
+static void
+exchange (EtaSealSession *session, guint8 agent_key[ETA_SEAL_PUBLIC_KEY_LEN],
+          guint8 sealed_out[35 + ETA_SEAL_OVERHEAD])
+{
+  const guint8 key[35] = { 0x09, 7, 7, 7 };
+  EtaSealKey *seal_key = eta_seal_key_new (eta_seal_session_get_public_key (session),
+                                           ETA_SEAL_PUBLIC_KEY_LEN);
+  guint8 opened[sizeof key];
+  size_t opened_len = 0;
+
+  g_assert_nonnull (seal_key);
+  g_assert_cmpint (eta_seal_key_seal (seal_key, AAD, key, sizeof key, agent_key, sealed_out),
+                   ==, 0);
+  eta_seal_key_free (seal_key);
+  g_assert_cmpint (eta_seal_session_open (session, agent_key, ETA_SEAL_PUBLIC_KEY_LEN, AAD,
+                                          sealed_out, sizeof key + ETA_SEAL_OVERHEAD, opened,
+                                          &opened_len), ==, 0);
+  g_assert_cmpmem (opened, opened_len, key, sizeof key);
+}
+
+/* A stream of requests shares one key pair on each side, within the
+ * bounds; every reply still gets a nonce of its own. */
+static void
+test_reuse_within_bounds (void)
+{
+  EtaSealSession *first = eta_seal_session_reuse ();
+  EtaSealSession *second = eta_seal_session_reuse ();
+  EtaSealSession *fresh = eta_seal_session_new ();
+  guint8 agent_key[2][ETA_SEAL_PUBLIC_KEY_LEN];
+  guint8 sealed[2][35 + ETA_SEAL_OVERHEAD];
+  guint8 fresh_agent_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  guint8 fresh_sealed[35 + ETA_SEAL_OVERHEAD];
+
+  g_assert_cmpmem (eta_seal_session_get_public_key (first), ETA_SEAL_PUBLIC_KEY_LEN,
+                   eta_seal_session_get_public_key (second), ETA_SEAL_PUBLIC_KEY_LEN);
+  /* eta_seal_session_new keeps making keys of their own. */
+  g_assert_true (memcmp (eta_seal_session_get_public_key (first),
+                         eta_seal_session_get_public_key (fresh), ETA_SEAL_PUBLIC_KEY_LEN) != 0);
+
+  exchange (first, agent_key[0], sealed[0]);
+  exchange (second, agent_key[1], sealed[1]);
+  g_assert_cmpmem (agent_key[0], sizeof agent_key[0], agent_key[1], sizeof agent_key[1]);
+  g_assert_true (memcmp (sealed[0], sealed[1], ETA_SEAL_NONCE_LEN) != 0);
+  /* Another caller key: another agent key. */
+  exchange (fresh, fresh_agent_key, fresh_sealed);
+  g_assert_true (memcmp (fresh_agent_key, agent_key[0], ETA_SEAL_PUBLIC_KEY_LEN) != 0);
+  /* A reply to one caller key does not open with another. */
+  {
+    guint8 opened[35];
+    size_t opened_len = 0;
+    g_assert_cmpint (eta_seal_session_open (fresh, agent_key[0], ETA_SEAL_PUBLIC_KEY_LEN, AAD,
+                                            sealed[0], sizeof sealed[0], opened, &opened_len),
+                     ==, -1);
+  }
+  eta_seal_session_free (first);
+  eta_seal_session_free (second);
+  eta_seal_session_free (fresh);
+}
+
+/* After ETA_SEAL_REUSE_EXCHANGES exchanges, and after ETA_SEAL_REUSE_SECONDS,
+ * both sides make new key pairs. */
+static void
+test_reuse_ends (void)
+{
+  EtaSealSession *session;
+  guint8 first_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  guint8 first_agent_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  guint8 agent_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  guint8 sealed[35 + ETA_SEAL_OVERHEAD];
+
+  eta_seal_forget_prepared ();
+  session = eta_seal_session_reuse ();
+  memcpy (first_key, eta_seal_session_get_public_key (session), sizeof first_key);
+  exchange (session, first_agent_key, sealed);
+  eta_seal_session_free (session);
+  for (guint i = 1; i < ETA_SEAL_REUSE_EXCHANGES; i++)
+    {
+      session = eta_seal_session_reuse ();
+      g_assert_cmpmem (eta_seal_session_get_public_key (session), ETA_SEAL_PUBLIC_KEY_LEN,
+                       first_key, sizeof first_key);
+      exchange (session, agent_key, sealed);
+      g_assert_cmpmem (agent_key, sizeof agent_key, first_agent_key, sizeof first_agent_key);
+      eta_seal_session_free (session);
+    }
+  session = eta_seal_session_reuse ();
+  g_assert_true (memcmp (eta_seal_session_get_public_key (session), first_key,
+                         sizeof first_key) != 0);
+  memcpy (first_key, eta_seal_session_get_public_key (session), sizeof first_key);
+  exchange (session, first_agent_key, sealed);
+  eta_seal_session_free (session);
+
+  g_usleep ((gulong) (ETA_SEAL_REUSE_SECONDS * G_USEC_PER_SEC) + 100 * G_TIME_SPAN_MILLISECOND);
+  session = eta_seal_session_reuse ();
+  g_assert_true (memcmp (eta_seal_session_get_public_key (session), first_key,
+                         sizeof first_key) != 0);
+  eta_seal_session_free (session);
+  /* The agent too: the old caller key gets a new agent key now. */
+  {
+    EtaSealSession *old = eta_seal_session_new ();
+    guint8 old_agent_key[2][ETA_SEAL_PUBLIC_KEY_LEN];
+    exchange (old, old_agent_key[0], sealed);
+    g_usleep ((gulong) (ETA_SEAL_REUSE_SECONDS * G_USEC_PER_SEC)
+              + 100 * G_TIME_SPAN_MILLISECOND);
+    exchange (old, old_agent_key[1], sealed);
+    g_assert_true (memcmp (old_agent_key[0], old_agent_key[1], ETA_SEAL_PUBLIC_KEY_LEN) != 0);
+    eta_seal_session_free (old);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -109,5 +221,7 @@ main (int argc, char **argv)
   g_test_add_func ("/dbus/seal/tampering", test_tampering_detected);
   g_test_add_func ("/dbus/seal/bad-caller-key", test_bad_caller_key);
   g_test_add_func ("/dbus/seal/low-order-caller-key", test_low_order_caller_key);
+  g_test_add_func ("/dbus/seal/reuse-within-bounds", test_reuse_within_bounds);
+  g_test_add_func ("/dbus/seal/reuse-ends", test_reuse_ends);
   return g_test_run ();
 }
