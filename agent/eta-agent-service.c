@@ -29,7 +29,7 @@ struct _EtaAgentService
   EtaPolicy *policy;
   EtaDBusTokenAgent1 *skeleton;
   EtaCallerCheck *caller_check;
-  guint kept_key_filter;
+  EtaKeptKeyUnwrap *kept_key_unwrap;
   EtaActivityLog *activity;
   gulong state_handler;
   /* Callers that have called Unwrap or Unlock: unique name → CallerWatch.
@@ -396,10 +396,10 @@ on_handle_unwrap (EtaDBusTokenAgent1 *skeleton, GDBusMethodInvocation *invocatio
 /* An Unwrap that eta-kept-key-unwrap.c answered from a kept epoch key: what
  * on_unwrapped does after its reply. */
 static void
-on_unwrapped_from_kept_key (GObject *owner, EtaTokenKey *key, const gchar *requester,
+on_unwrapped_from_kept_key (gpointer owner, EtaTokenKey *key, const gchar *requester,
                             guint32 pid)
 {
-  EtaAgentService *self = ETA_AGENT_SERVICE (owner);
+  EtaAgentService *self = owner;
   g_autofree gchar *unnamed = requester == NULL ? unnamed_program () : NULL;
 
   log_unwrap (self, requester != NULL ? requester : unnamed, pid,
@@ -606,8 +606,8 @@ eta_agent_service_export (EtaAgentService *self, GDBusConnection *connection,
                                          connection, object_path, error))
     return FALSE;
   g_set_object (&self->connection, connection);
-  self->kept_key_filter = eta_kept_key_unwrap_install (connection, object_path, self->manager,
-                                                       self->caller_check, G_OBJECT (self),
+  self->kept_key_unwrap = eta_kept_key_unwrap_install (connection, object_path, self->manager,
+                                                       self->caller_check, self,
                                                        on_unwrapped_from_kept_key);
   self->name_owner_changed = g_dbus_connection_signal_subscribe (
       connection, "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
@@ -622,9 +622,7 @@ eta_agent_service_unexport (EtaAgentService *self)
   if (self->connection != NULL && self->name_owner_changed != 0)
     g_dbus_connection_signal_unsubscribe (self->connection, self->name_owner_changed);
   self->name_owner_changed = 0;
-  if (self->connection != NULL && self->kept_key_filter != 0)
-    g_dbus_connection_remove_filter (self->connection, self->kept_key_filter);
-  self->kept_key_filter = 0;
+  g_clear_pointer (&self->kept_key_unwrap, eta_kept_key_unwrap_uninstall);
   g_clear_object (&self->connection);
   g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (self->skeleton));
 }
@@ -639,10 +637,12 @@ eta_agent_service_dispose (GObject *object)
   if (self->connection != NULL && self->name_owner_changed != 0)
     g_dbus_connection_signal_unsubscribe (self->connection, self->name_owner_changed);
   self->name_owner_changed = 0;
-  if (self->connection != NULL && self->kept_key_filter != 0)
-    g_dbus_connection_remove_filter (self->connection, self->kept_key_filter);
-  self->kept_key_filter = 0;
+  g_clear_pointer (&self->kept_key_unwrap, eta_kept_key_unwrap_uninstall);
   g_clear_object (&self->connection);
+  /* A call the caller check holds (its sender's uid asked) keeps the
+   * skeleton: it must not reach this service's handlers any more. */
+  if (self->skeleton != NULL)
+    g_signal_handlers_disconnect_by_data (self->skeleton, self);
   g_clear_object (&self->caller_check);
   g_clear_pointer (&self->callers, g_hash_table_unref);
   g_clear_pointer (&self->logged_requester, g_free);

@@ -8,7 +8,7 @@
 #include "eta-agent-error.h"
 
 /* Unique names are never reused, so a sender's uid never changes; the cache
- * only has to stay bounded. */
+ * (of our own user's senders) only has to stay bounded. */
 #define MAX_CACHED_SENDERS 256
 /* The bus daemon answers GetConnectionUnixUser at once; a daemon that does
  * not is refused as a caller of unknown uid. */
@@ -68,9 +68,13 @@ judge_unknown_uid (EtaCallerCheck *self, GDBusMethodInvocation *invocation, cons
   return refuse (invocation, why, "cannot tell which user the caller runs as");
 }
 
+/* Only our own user's senders: another user's refused calls are asked
+ * about each time, so that they cannot crowd ours out of the cache. */
 static void
 remember_uid (EtaCallerCheck *self, const gchar *sender, guint32 uid)
 {
+  if (uid != (guint32) geteuid ())
+    return;
   if (g_hash_table_size (self->sender_uids) >= MAX_CACHED_SENDERS)
     g_hash_table_remove_all (self->sender_uids);
   g_hash_table_insert (self->sender_uids, g_strdup (sender), GUINT_TO_POINTER (uid));

@@ -55,8 +55,8 @@ typedef struct
   /* Names the token in the epoch cache. */
   guint number;
   /* An "unwrapped" signal is on its way to the main thread: uses meanwhile
-   * ride on it (a folder read makes one per file). */
-  gboolean unwrap_announced;
+   * ride on it (a folder read makes one per file). Atomic. */
+  gint unwrap_announced;
 } TokenState;
 
 /* What pkcs11-helper's slot-event thread calls back with. It may fire while
@@ -183,26 +183,17 @@ typedef struct
   gchar *label;
   gchar *serial;
   const gchar *state;   /* token-state-changed only */
-  guint number;
+  TokenState *token;    /* lives as long as the manager, which the event holds */
 } TokenSignal;
-
-static TokenState *token_state_by_number (EtaTokenManager *self, guint number);
 
 static gboolean
 emit_token_signal (gpointer data)
 {
   TokenSignal *event = data;
 
+  /* Without the manager's lock: a main-thread sender holds it. */
   if (event->signal == signals[SIGNAL_UNWRAPPED])
-    {
-      TokenState *state;
-
-      g_mutex_lock (&event->self->lock);
-      state = token_state_by_number (event->self, event->number);
-      if (state != NULL)
-        state->unwrap_announced = FALSE;
-      g_mutex_unlock (&event->self->lock);
-    }
+    g_atomic_int_set (&event->token->unwrap_announced, FALSE);
   if (event->signal == signals[SIGNAL_TOKEN_STATE_CHANGED])
     g_signal_emit (event->self, event->signal, 0, event->label, event->serial, event->state);
   else
@@ -226,7 +217,7 @@ send_token_signal (EtaTokenManager *self, TokenState *state, guint signal,
   event->label = g_strdup (state->label);
   event->serial = g_strdup (state->serial);
   event->state = state_name;
-  event->number = state->number;
+  event->token = state;
   g_main_context_invoke (self->main_context, emit_token_signal, event);
 }
 
@@ -250,9 +241,8 @@ set_logged_in (EtaTokenManager *self, TokenState *state, gboolean logged_in)
 static void
 announce_unwrap (EtaTokenManager *self, TokenState *state)
 {
-  if (state->unwrap_announced)
+  if (!g_atomic_int_compare_and_exchange (&state->unwrap_announced, FALSE, TRUE))
     return;
-  state->unwrap_announced = TRUE;
   send_token_signal (self, state, signals[SIGNAL_UNWRAPPED], NULL);
 }
 
@@ -1462,7 +1452,7 @@ token_state_by_number (EtaTokenManager *self, guint number)
  * gone loses its epoch keys on the spot. */
 static gboolean
 epoch_key_is_kept (EtaTokenManager *self, const gchar *fingerprint, const guint8 *epoch_id,
-                   guint *token_out)
+                   gboolean without_waiting, guint *token_out)
 {
   TokenState *state;
   guint number = 0;
@@ -1481,7 +1471,19 @@ epoch_key_is_kept (EtaTokenManager *self, const gchar *fingerprint, const guint8
   if (state == NULL)
     return FALSE;
 
-  g_mutex_lock (&state->probe_lock);
+  if (without_waiting)
+    {
+      if (!g_mutex_trylock (&state->probe_lock))
+        return FALSE;
+      /* Opening a session is not for a caller that must not wait. */
+      if (state->probe_session == NULL)
+        {
+          g_mutex_unlock (&state->probe_lock);
+          return FALSE;
+        }
+    }
+  else
+    g_mutex_lock (&state->probe_lock);
   if (state->probe_session == NULL)
     state->probe_session = eta_token_session_open ((const gchar * const *) self->providers,
                                                    state->serial, state->label, &rv);
@@ -1542,10 +1544,22 @@ eta_token_manager_unwrap_kept (EtaTokenManager *self, const gchar *fingerprint,
   gsize payload_len = 0;
   guint token;
 
+  gboolean kept;
+
   if (eta_epoch_packet_parse (g_bytes_get_data (wrapped, NULL), g_bytes_get_size (wrapped),
                               &packet) != ETA_EPOCH_OK
-      || eta_epoch_packet_id (&packet, epoch_id) != 0
-      || !epoch_key_is_kept (self, fingerprint, epoch_id, &token))
+      || eta_epoch_packet_id (&packet, epoch_id) != 0)
+    return NULL;
+  /* The one PKCS#11 call (C_GetSessionInfo) made only while no other call
+   * of the agent's is under way: a module such as OpenSC serialises its
+   * calls, and C_GetSessionInfo would wait behind a decrypt, a login or a
+   * PIN-pad entry. Those that can take long (login, decrypt, listing,
+   * logout) all hold this lock. */
+  if (!g_rw_lock_writer_trylock (&self->pkcs11_lock))
+    return NULL;
+  kept = epoch_key_is_kept (self, fingerprint, epoch_id, TRUE, &token);
+  g_rw_lock_writer_unlock (&self->pkcs11_lock);
+  if (!kept)
     return NULL;
   key = known_key (self, fingerprint);
   if (key == NULL)
@@ -1565,7 +1579,7 @@ eta_token_manager_unwrap_kept (EtaTokenManager *self, const gchar *fingerprint,
 static gboolean
 epoch_key_is_kept_for_job (EtaTokenManager *self, UnwrapJob *job, guint *token_out)
 {
-  if (!epoch_key_is_kept (self, job->fingerprint, job->epoch_id, token_out))
+  if (!epoch_key_is_kept (self, job->fingerprint, job->epoch_id, FALSE, token_out))
     return FALSE;
   /* The service names the key in its log and activity list. */
   g_clear_object (&job->key);

@@ -92,13 +92,15 @@ void eta_token_manager_unwrap_async (EtaTokenManager *self, const gchar *fingerp
                                      const EtaRequester *requester,
                                      GCancellable *cancellable,
                                      GAsyncReadyCallback callback, gpointer user_data);
-/* Any thread, without a token operation, a prompt or a worker: the payload
- * of the epoch packet @wrapped when the agent keeps its epoch key for
- * @fingerprint and that key's token is still logged in (one
- * C_GetSessionInfo), with the key in @key_out. NULL in every other case
- * (not an epoch packet, K not kept, a token gone, a packet that does not
- * open), which eta_token_manager_unwrap_async answers in full. Counts as a
- * use of the token, as an unwrap does. */
+/* Any thread but the main one, never waiting for a token, a prompt, a
+ * worker or another PKCS#11 call: the payload of the epoch packet @wrapped
+ * when the agent keeps its epoch key for @fingerprint and that key's token
+ * is still logged in (one C_GetSessionInfo, made only while no other
+ * PKCS#11 call of the agent's runs), with the key in @key_out. NULL in
+ * every other case (not an epoch packet, K not kept, a token gone, a packet
+ * that does not open, another call under way), which
+ * eta_token_manager_unwrap_async answers in full. Counts as a use of the
+ * token, as an unwrap does. */
 EtaSecret *eta_token_manager_unwrap_kept (EtaTokenManager *self, const gchar *fingerprint,
                                           GBytes *wrapped, EtaTokenKey **key_out);
 /* The plaintext, and in @key_out the key that decrypted it. */

@@ -2,7 +2,9 @@
 #include "eta-seal.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -151,8 +153,9 @@ eta_seal_key_prepare (void)
   prepare_key (&agent_spare);
 }
 
-/* Both sides derive the same AES key; the salt binds both public keys so a
- * sealed payload cannot be replayed into another exchange. */
+/* Both sides derive the same AES key; the salt binds both public keys, so
+ * a sealed payload opens only within the burst of exchanges between these
+ * two key pairs (ETA_SEAL_REUSE_SECONDS). */
 static int
 derive_key (EVP_PKEY *own_key, const uint8_t *peer_public_key,
             const uint8_t *caller_public_key, const uint8_t *agent_public_key,
@@ -242,6 +245,8 @@ eta_seal_session_free (EtaSealSession *session)
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static EtaSealSession *current_session;
 
+static void wake_wiper (void);
+
 EtaSealSession *
 eta_seal_session_reuse (void)
 {
@@ -278,6 +283,7 @@ eta_seal_session_reuse (void)
       __atomic_add_fetch (&session->refs, 1, __ATOMIC_RELAXED);
     }
   pthread_mutex_unlock (&current_lock);
+  wake_wiper ();
   return session;
 }
 
@@ -369,7 +375,25 @@ typedef struct
 } Agreement;
 
 static pthread_mutex_t agreements_lock = PTHREAD_MUTEX_INITIALIZER;
-static Agreement *agreements;   /* AGREEMENTS_KEPT, secure heap, on first use */
+/* AGREEMENTS_KEPT, on a locked page kept out of core dumps, made on first
+ * use. */
+static Agreement *agreements;
+static size_t agreements_len;
+
+/* Slot @i when it holds an agreement within its bounds, else NULL (and
+ * the slot wiped). Called with agreements_lock held. */
+static Agreement *
+live_agreement (int i)
+{
+  Agreement *agreement = &agreements[i];
+
+  if (!agreement->used)
+    return NULL;
+  if (within_reuse_bounds (agreement->pid, agreement->made_at, agreement->exchanges))
+    return agreement;
+  OPENSSL_cleanse (agreement, sizeof *agreement);
+  return NULL;
+}
 
 /* Copies a live agreement with @caller_public_key into @key; wipes those
  * past their bounds on the way. Called with agreements_lock held. */
@@ -380,15 +404,10 @@ find_agreement (const uint8_t *caller_public_key, EtaSealKey *key)
 
   for (int i = 0; agreements != NULL && i < AGREEMENTS_KEPT; i++)
     {
-      Agreement *agreement = &agreements[i];
+      Agreement *agreement = live_agreement (i);
 
-      if (!agreement->used)
+      if (agreement == NULL)
         continue;
-      if (!within_reuse_bounds (agreement->pid, agreement->made_at, agreement->exchanges))
-        {
-          OPENSSL_cleanse (agreement, sizeof *agreement);
-          continue;
-        }
       if (!found
           && CRYPTO_memcmp (agreement->caller_public_key, caller_public_key,
                             ETA_SEAL_PUBLIC_KEY_LEN) == 0)
@@ -409,9 +428,22 @@ keep_agreement (const uint8_t *caller_public_key, const EtaSealKey *key)
   Agreement *slot = NULL;
 
   if (agreements == NULL)
-    agreements = OPENSSL_secure_zalloc (AGREEMENTS_KEPT * sizeof *agreements);
-  if (agreements == NULL)
-    return;
+    {
+      long page = sysconf (_SC_PAGESIZE);
+      size_t len = AGREEMENTS_KEPT * sizeof *agreements;
+      void *map;
+
+      len = (len + (size_t) page - 1) / (size_t) page * (size_t) page;
+      map = mmap (NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (map == MAP_FAILED)
+        return;
+      /* Best effort, as for every locked secret here: RLIMIT_MEMLOCK may
+       * refuse, the keys stay usable. */
+      (void) mlock (map, len);
+      (void) madvise (map, len, MADV_DONTDUMP);
+      agreements = map;
+      agreements_len = len;
+    }
   for (int i = 0; i < AGREEMENTS_KEPT && (slot == NULL || slot->used); i++)
     if (slot == NULL || !agreements[i].used || agreements[i].made_at < slot->made_at)
       slot = &agreements[i];
@@ -456,6 +488,7 @@ eta_seal_key_new (const uint8_t *caller_public_key, size_t caller_public_key_len
   pthread_mutex_lock (&agreements_lock);
   keep_agreement (caller_public_key, key);
   pthread_mutex_unlock (&agreements_lock);
+  wake_wiper ();
   return key;
 }
 
@@ -527,7 +560,140 @@ eta_seal_forget_prepared (void)
   eta_seal_session_free (session);
   pthread_mutex_lock (&agreements_lock);
   if (agreements != NULL)
-    OPENSSL_secure_clear_free (agreements, AGREEMENTS_KEPT * sizeof *agreements);
+    {
+      OPENSSL_cleanse (agreements, agreements_len);
+      munlock (agreements, agreements_len);
+      munmap (agreements, agreements_len);
+    }
   agreements = NULL;
   pthread_mutex_unlock (&agreements_lock);
+}
+
+/* ---- the wiper: reused key pairs and agreements go when their time is up ---- */
+
+/* A thread per process, started with the first key pair or agreement
+ * kept, that wipes them at the end of their time even when no further
+ * call comes (an idle ecryptfsd keeps its module loaded for days). */
+static pthread_mutex_t wiper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wiper_wake;
+static pid_t wiper_pid;
+static unsigned wiper_generation;
+
+/* Wipes what is past its bounds; the monotonic time of the next end of
+ * time, or 0 when nothing is kept. */
+static double
+forget_expired (void)
+{
+  EtaSealSession *expired = NULL;
+  double next = 0;
+
+  pthread_mutex_lock (&current_lock);
+  if (current_session != NULL)
+    {
+      if (within_reuse_bounds (current_session->pid, current_session->made_at,
+                               current_session->exchanges))
+        next = current_session->made_at + ETA_SEAL_REUSE_SECONDS;
+      else
+        {
+          expired = current_session;
+          current_session = NULL;
+        }
+    }
+  pthread_mutex_unlock (&current_lock);
+  eta_seal_session_free (expired);
+
+  pthread_mutex_lock (&agreements_lock);
+  for (int i = 0; agreements != NULL && i < AGREEMENTS_KEPT; i++)
+    {
+      Agreement *agreement = live_agreement (i);
+
+      if (agreement != NULL
+          && (next == 0 || agreement->made_at + ETA_SEAL_REUSE_SECONDS < next))
+        next = agreement->made_at + ETA_SEAL_REUSE_SECONDS;
+    }
+  pthread_mutex_unlock (&agreements_lock);
+  return next;
+}
+
+static void *
+wiper_main (void *unused)
+{
+  (void) unused;
+  for (;;)
+    {
+      unsigned generation;
+      double next;
+
+      pthread_mutex_lock (&wiper_lock);
+      generation = wiper_generation;
+      pthread_mutex_unlock (&wiper_lock);
+      /* A bit past the end, so that the bound has surely passed. */
+      next = forget_expired ();
+      pthread_mutex_lock (&wiper_lock);
+      while (generation == wiper_generation)
+        {
+          if (next == 0)
+            pthread_cond_wait (&wiper_wake, &wiper_lock);
+          else
+            {
+              struct timespec until;
+              double at = next + 0.01;
+
+              until.tv_sec = (time_t) at;
+              until.tv_nsec = (long) ((at - (double) until.tv_sec) * 1e9);
+              if (pthread_cond_timedwait (&wiper_wake, &wiper_lock, &until) != 0)
+                break;
+            }
+        }
+      pthread_mutex_unlock (&wiper_lock);
+    }
+  return NULL;
+}
+
+int
+eta_seal_kept (void)
+{
+  int kept = 0;
+
+  pthread_mutex_lock (&current_lock);
+  kept += current_session != NULL;
+  pthread_mutex_unlock (&current_lock);
+  pthread_mutex_lock (&agreements_lock);
+  for (int i = 0; agreements != NULL && i < AGREEMENTS_KEPT; i++)
+    kept += agreements[i].used;
+  pthread_mutex_unlock (&agreements_lock);
+  return kept;
+}
+
+/* Something was kept: the wiper (started in this process if need be) looks
+ * again at when the next thing ends. */
+static void
+wake_wiper (void)
+{
+  pthread_mutex_lock (&wiper_lock);
+  if (wiper_pid != getpid ())
+    {
+      pthread_condattr_t attributes;
+      sigset_t all, old;
+      pthread_t thread;
+
+      /* After a fork() the parent's wiper is gone and its condition
+       * variable may be in any state. */
+      pthread_condattr_init (&attributes);
+      pthread_condattr_setclock (&attributes, CLOCK_MONOTONIC);
+      pthread_cond_init (&wiper_wake, &attributes);
+      pthread_condattr_destroy (&attributes);
+      /* Signals stay with the process's own threads (ecryptfsd's SIGTERM). */
+      sigfillset (&all);
+      pthread_sigmask (SIG_SETMASK, &all, &old);
+      if (pthread_create (&thread, NULL, wiper_main, NULL) == 0)
+        {
+          pthread_detach (thread);
+          wiper_pid = getpid ();
+        }
+      pthread_sigmask (SIG_SETMASK, &old, NULL);
+    }
+  wiper_generation++;
+  pthread_cond_signal (&wiper_wake);
+  pthread_mutex_unlock (&wiper_lock);
 }

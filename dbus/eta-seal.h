@@ -11,9 +11,10 @@
  * ETA_SEAL_REUSE_EXCHANGES (eta_seal_session_reuse), the agent answers a
  * caller key it has seen within the same bounds with the same agent key
  * pair, and each side keeps the AES key agreed: a fresh random nonce per
- * reply, and both key pairs wiped when their time is up. Whoever records
- * the bus and later reads one process's memory learns the replies of those
- * few seconds, not more. */
+ * reply, and a thread of each process wipes the key pair and agreements
+ * when their time is up (the agent's agreements sit on a locked page kept
+ * out of core dumps). Whoever records the bus and later reads one
+ * process's memory learns the replies of those few seconds, not more. */
 #pragma once
 
 #include <stddef.h>
@@ -75,6 +76,10 @@ void eta_seal_key_free (EtaSealKey *key);
 int eta_seal_key_seal (const EtaSealKey *key, const char *associated_data,
                        const uint8_t *plaintext, size_t plaintext_len,
                        uint8_t *agent_public_key, uint8_t *sealed);
+
+/* How many reused key pairs and kept agreements this process holds now
+ * (tests: the wiper's work). */
+int eta_seal_kept (void);
 
 /* Wipes the key pairs made ahead, the caller's reused one and the agent's
  * kept agreements (a module's finalize). */

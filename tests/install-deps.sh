@@ -23,6 +23,7 @@ packages=(
     keyutils                               # keyctl
     dbus dbus-daemon dbus-bin              # private session buses, dbus-send
     openssl util-linux socat
+    python3-gi                             # a bus client as another user (tests/test-epoch-unwrap.c)
     # real-kernel VM test (tests/e2e)
     qemu-system-x86 busybox-static cpio ca-certificates
     python3 xz-utils zstd kmod             # extract-vmlinux.py, modules, depmod

@@ -213,6 +213,25 @@ test_reuse_ends (void)
   }
 }
 
+/* With no call after them, the reused key pair and the agreement are
+ * still wiped once their time is up. */
+static void
+test_wiped_when_time_is_up (void)
+{
+  EtaSealSession *session;
+  guint8 agent_key[ETA_SEAL_PUBLIC_KEY_LEN];
+  guint8 sealed[35 + ETA_SEAL_OVERHEAD];
+
+  eta_seal_forget_prepared ();
+  g_assert_cmpint (eta_seal_kept (), ==, 0);
+  session = eta_seal_session_reuse ();
+  exchange (session, agent_key, sealed);
+  eta_seal_session_free (session);
+  g_assert_cmpint (eta_seal_kept (), ==, 2);
+  g_usleep ((gulong) (ETA_SEAL_REUSE_SECONDS * G_USEC_PER_SEC) + 300 * G_TIME_SPAN_MILLISECOND);
+  g_assert_cmpint (eta_seal_kept (), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -223,5 +242,6 @@ main (int argc, char **argv)
   g_test_add_func ("/dbus/seal/low-order-caller-key", test_low_order_caller_key);
   g_test_add_func ("/dbus/seal/reuse-within-bounds", test_reuse_within_bounds);
   g_test_add_func ("/dbus/seal/reuse-ends", test_reuse_ends);
+  g_test_add_func ("/dbus/seal/wiped-when-time-is-up", test_wiped_when_time_is_up);
   return g_test_run ();
 }
