@@ -56,7 +56,8 @@ trap cleanup EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 # --- the files exist ---------------------------------------------------------
-for f in "$desktop" "$metainfo" "$dbus_service" "$unit" "$agent"; do
+for f in "$desktop" "$metainfo" "$dbus_service" "$unit" "$agent" \
+         "$build_data/ecryptfs-token-ecryptfsd.service" "$build_data/ecryptfs-token-ecryptfsd.path"; do
     if [ -f "$f" ]; then ok "exists: $f"; else not_ok "exists: $f"; fi
 done
 
@@ -113,6 +114,47 @@ if grep -q '@' "$dbus_service" "$unit"; then
     not_ok "configured service files have no @VARIABLES@ left" "$(grep '@' "$dbus_service" "$unit")"
 else
     ok "configured service files have no @VARIABLES@ left"
+fi
+
+# --- ecryptfsd with the session: its user service and path unit ---------------
+ecryptfsd_service=$build_data/ecryptfs-token-ecryptfsd.service
+ecryptfsd_path=$build_data/ecryptfs-token-ecryptfsd.path
+if grep -qx 'ExecStart=/usr/bin/ecryptfsd -f' "$ecryptfsd_service" &&
+   grep -qx 'KeyringMode=shared' "$ecryptfsd_service" &&
+   grep -qx 'Restart=on-failure' "$ecryptfsd_service"; then
+    ok "ecryptfs-token-ecryptfsd.service runs ecryptfsd -f, its keyring reaching the user's, restarted on failure"
+else
+    not_ok "ecryptfs-token-ecryptfsd.service runs ecryptfsd -f, its keyring reaching the user's, restarted on failure" \
+        "$(cat "$ecryptfsd_service")"
+fi
+if grep -qx 'PathExists=/dev/ecryptfs' "$ecryptfsd_path" &&
+   grep -qx 'Unit=ecryptfs-token-ecryptfsd.service' "$ecryptfsd_path" &&
+   grep -qx 'WantedBy=default.target' "$ecryptfsd_path" &&
+   grep -q '^ConditionPathExists=/.*/libecryptfs_key_mod_token_agent.so$' "$ecryptfsd_path"; then
+    ok "ecryptfs-token-ecryptfsd.path starts it once /dev/ecryptfs exists, where the key module is installed"
+else
+    not_ok "ecryptfs-token-ecryptfsd.path starts it once /dev/ecryptfs exists, where the key module is installed" \
+        "$(cat "$ecryptfsd_path")"
+fi
+if grep -q '@' "$ecryptfsd_service" "$ecryptfsd_path"; then
+    not_ok "the ecryptfsd units have no @VARIABLES@ left" "$(grep '@' "$ecryptfsd_service" "$ecryptfsd_path")"
+else
+    ok "the ecryptfsd units have no @VARIABLES@ left"
+fi
+if need systemd-analyze "systemd-analyze --user verify ecryptfs-token-ecryptfsd.{service,path}"; then
+    mkdir -p "$tmp/ecryptfsd-units" "$tmp/run"
+    chmod 700 "$tmp/run"
+    # --man=no: the pages Documentation= names are installed with the
+    # package (install-check looks for them), not on this machine.
+    cp "$ecryptfsd_service" "$ecryptfsd_path" "$tmp/ecryptfsd-units/"
+    if out=$(XDG_RUNTIME_DIR=$tmp/run SYSTEMD_LOG_LEVEL=notice \
+                timeout 60 systemd-analyze --user verify --man=no \
+                "$tmp/ecryptfsd-units/ecryptfs-token-ecryptfsd.path" \
+                "$tmp/ecryptfsd-units/ecryptfs-token-ecryptfsd.service" 2>&1) && [ -z "$out" ]; then
+        ok "systemd-analyze --user verify ecryptfs-token-ecryptfsd.{service,path}"
+    else
+        not_ok "systemd-analyze --user verify ecryptfs-token-ecryptfsd.{service,path}" "$out"
+    fi
 fi
 
 # --- systemd user unit -------------------------------------------------------

@@ -43,6 +43,16 @@ expect_file /usr/share/dbus-1/interfaces/org.ecryptfs.TokenAgent1.xml
 expect_file /etc/xdg/autostart/org.ecryptfs.TokenAgent1.desktop
 expect_file /usr/share/applications/org.ecryptfs.TokenAgent1.desktop
 expect_file "$unit_dir/ecryptfs-token-agent.service"
+expect_file "$unit_dir/ecryptfs-token-ecryptfsd.service"
+expect_file "$unit_dir/ecryptfs-token-ecryptfsd.path"
+# Enabled for every user: the wants link resolves to the installed path unit.
+wants=$destdir$unit_dir/default.target.wants/ecryptfs-token-ecryptfsd.path
+if [ -L "$wants" ] && [ "$(readlink "$wants")" = ../ecryptfs-token-ecryptfsd.path ] &&
+   [ -f "$wants" ]; then
+    ok "ecryptfs-token-ecryptfsd.path is enabled (default.target.wants)"
+else
+    not_ok "ecryptfs-token-ecryptfsd.path is not enabled: $(ls -l "$wants" 2>&1)"
+fi
 expect_file /usr/share/metainfo/org.ecryptfs.TokenAgent1.metainfo.xml
 for state in no-token locked unlocked asking; do
     expect_file "/usr/share/icons/hicolor/scalable/status/ecryptfs-token-agent-$state-symbolic.svg"

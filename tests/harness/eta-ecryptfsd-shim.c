@@ -15,7 +15,12 @@
  * here. glibc's fopen does not call an interposable open, so the stdio
  * entries are wrapped separately.
  *
- * The shim only acts when ETA_SHIM_MISCDEV_FD is set; it removes that
+ * - With ETA_SHIM_MISCDEV_SOCKET=PATH instead, the same channel comes from
+ *   connecting to a listening SOCK_SEQPACKET socket at PATH when the
+ *   daemon starts: for a daemon a service manager starts, which cannot
+ *   inherit the test's fd (tests/test-ecryptfsd-unit.c).
+ *
+ * The shim only acts when ETA_SHIM_MISCDEV_FD (or _SOCKET) is set; it removes that
  * variable from the environment so programs ecryptfsd spawns (prompt
  * helpers, D-Bus autolaunch) see an inert shim. With ETA_SHIM_ONLY_ARGV0
  * set, it also stays inert in programs whose argv[0] differs: a wrapper
@@ -39,6 +44,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define SHIM_EXPORT __attribute__ ((visibility ("default")))
@@ -51,14 +58,34 @@ static void
 shim_init (void)
 {
   const char *fd_str = getenv ("ETA_SHIM_MISCDEV_FD");
+  const char *socket_path = getenv ("ETA_SHIM_MISCDEV_SOCKET");
   const char *version = getenv ("ETA_SHIM_VERSION");
   const char *only = getenv ("ETA_SHIM_ONLY_ARGV0");
   char *end = NULL;
   long fd;
 
-  if (fd_str == NULL || *fd_str == '\0')
-    return;
   if (only != NULL && *only != '\0' && strcmp (program_invocation_name, only) != 0)
+    return;
+  if (socket_path != NULL && *socket_path != '\0'
+      && strlen (socket_path) < sizeof ((struct sockaddr_un *) 0)->sun_path)
+    {
+      struct sockaddr_un address = { .sun_family = AF_UNIX };
+      int sock = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+      strcpy (address.sun_path, socket_path);
+      if (sock >= 0 && connect (sock, (struct sockaddr *) &address, sizeof address) == 0)
+        {
+          char number[16];
+
+          snprintf (number, sizeof number, "%d", sock);
+          setenv ("ETA_SHIM_MISCDEV_FD", number, 1);
+          fd_str = getenv ("ETA_SHIM_MISCDEV_FD");
+        }
+      else if (sock >= 0)
+        close (sock);
+      unsetenv ("ETA_SHIM_MISCDEV_SOCKET");
+    }
+  if (fd_str == NULL || *fd_str == '\0')
     return;
   errno = 0;
   fd = strtol (fd_str, &end, 10);
