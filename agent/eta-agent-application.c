@@ -9,6 +9,7 @@
 #include <gtk/gtk.h>
 
 #include "eta-agent-service.h"
+#include "eta-ecryptfsd-watch.h"
 #include "eta-caller-check.h"
 #include "eta-early-unlock.h"
 #include "eta-gtk-prompter.h"
@@ -144,9 +145,15 @@ start_tray (EtaAgentApplication *self, EtaPrompter *prompter, GDBusConnection *c
 
   if (!ETA_IS_GTK_PROMPTER (prompter))
     return;
-  self->tray = eta_tray_new (self->manager, self->policy,
-                             eta_agent_service_get_activity_log (self->service),
-                             ETA_GTK_PROMPTER (prompter));
+  /* Only for the tray: a terminal-mode agent shows nothing, and
+   * `ecryptfs-token status` looks for itself. */
+  {
+    g_autoptr (EtaEcryptfsdWatch) ecryptfsd = eta_ecryptfsd_watch_new ();
+
+    self->tray = eta_tray_new (self->manager, self->policy,
+                               eta_agent_service_get_activity_log (self->service),
+                               ETA_GTK_PROMPTER (prompter), ecryptfsd);
+  }
   if (!eta_tray_export (self->tray, connection, &error))
     {
       g_warning ("no tray icon: %s", error->message);

@@ -5,6 +5,7 @@
 #include <glib/gi18n.h>
 
 #include "eta-cli.h"
+#include "eta-ecryptfsd-probe.h"
 #include "eta-key-id.h"
 #include "eta-mount-table.h"
 #include "eta-pin-store.h"
@@ -81,6 +82,9 @@ eta_cli_command_status (const EtaCliOptions *options, int argc, char **argv)
   gboolean running;
   GHashTableIter iter;
   gpointer sig, value;
+  pid_t daemon_pid = 0;
+  EtaEcryptfsdState daemon = eta_ecryptfsd_probe (geteuid (), &daemon_pid);
+  g_autofree gchar *daemon_problem = eta_ecryptfsd_describe_problem (daemon);
 
   if (argc != 1)
     {
@@ -152,6 +156,11 @@ eta_cli_command_status (const EtaCliOptions *options, int argc, char **argv)
       g_auto (GVariantBuilder) all = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
       g_autoptr (GVariant) result = NULL;
       g_variant_builder_add (&all, "{sv}", "agent-running", g_variant_new_boolean (running));
+      g_variant_builder_add (&all, "{sv}", "ecryptfsd",
+                             g_variant_new_string (eta_ecryptfsd_state_to_string (daemon)));
+      if (daemon_pid > 0)
+        g_variant_builder_add (&all, "{sv}", "ecryptfsd-pid",
+                               g_variant_new_uint32 ((guint32) daemon_pid));
       g_variant_builder_add (&all, "{sv}", "tokens", tokens);
       g_variant_builder_add (&all, "{sv}", "mounts", g_variant_builder_end (&json_mounts));
       result = g_variant_ref_sink (g_variant_builder_end (&all));
@@ -163,6 +172,10 @@ eta_cli_command_status (const EtaCliOptions *options, int argc, char **argv)
       GVariant *token;
 
       g_print ("%s\n", running ? _("Agent: running") : _("Agent: not running"));
+      if (daemon == ETA_ECRYPTFSD_RUNNING)
+        g_print (_("ecryptfsd: running (pid %d)\n"), (int) daemon_pid);
+      else
+        g_print (_("ecryptfsd: %s\n"), daemon_problem);
       g_print ("%s\n", _("Tokens:"));
       if (g_variant_n_children (tokens) == 0)
         g_print ("  %s\n", running ? _("(no token present)") : _("(unknown without the agent)"));

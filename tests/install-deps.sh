@@ -21,6 +21,7 @@ packages=(
     ecryptfs-utils                         # ecryptfsd, passphrase key module
     softhsm2 opensc p11-kit p11-kit-modules  # token, pkcs11-tool, proxy
     keyutils                               # keyctl
+    procps                                 # pgrep (tests/test-cli.c)
     systemd                                # systemd-analyze, a user manager for the ecryptfsd units
     dbus dbus-daemon dbus-bin              # private session buses, dbus-send
     openssl util-linux socat

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <keyutils.h>
 #include <libsecret/secret.h>
@@ -9,7 +10,9 @@
 #include "eta-blob.h"
 #include "eta-pin-store.h"
 
+#include "eta-ecryptfsd-probe.h"
 #include "eta-inprocess-daemon.h"
+#include "eta-kernel-player.h"
 #include "eta-test-cli.h"
 #include "eta-test-agent.h"
 #include "eta-test-keyring.h"
@@ -714,6 +717,70 @@ test_forget_without_secret_service (Fixture *fixture, gconstpointer data)
   eta_test_cli_result_clear (&result);
 }
 
+/* status says whether an ecryptfsd serves the user's files, and whether it
+ * runs the installed key module: none, then the real ecryptfsd (harness B)
+ * with the module, then the same daemon after the module file was replaced
+ * as an upgrade replaces it. */
+static void
+test_status_ecryptfsd (Fixture *fixture, gconstpointer data)
+{
+  const gchar *status[] = { "status", NULL };
+  const gchar *status_json[] = { "--json", "status", NULL };
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *module_dir = NULL;
+  g_autofree gchar *module = NULL;
+  g_autofree gchar *upgraded = NULL;
+  g_autofree gchar *running = NULL;
+  g_autofree gchar *pid_json = NULL;
+  g_autoptr (EtaKernelPlayer) player = NULL;
+  g_autoptr (GFile) source = g_file_new_for_path (ETA_TEST_KEYMOD_PATH);
+  g_autoptr (GFile) copy = NULL;
+  EtaTestCliResult result;
+
+  /* The test starts the only ecryptfsd of this user. */
+  g_assert_cmpint (system ("! pgrep -x -u \"$(id -u)\" ecryptfsd"), ==, 0);
+  result = run_cli (fixture, status);
+  g_assert_nonnull (strstr (result.out, "ecryptfsd is not running"));
+  g_assert_nonnull (strstr (result.out, "systemctl --user start ecryptfs-token-ecryptfsd.service"));
+  eta_test_cli_result_clear (&result);
+  result = run_cli (fixture, status_json);
+  g_assert_nonnull (strstr (result.out, "\"ecryptfsd\" : \"not-running\""));
+  eta_test_cli_result_clear (&result);
+
+  module_dir = eta_kernel_player_make_module_dir (ETA_TEST_KEYMOD_PATH, &error);
+  g_assert_no_error (error);
+  module = g_build_filename (module_dir, "libecryptfs_key_mod_token_agent.so", NULL);
+  g_setenv ("ECRYPTFS_TOKEN_AGENT_KEYMOD_FILE", module, TRUE);
+  player = eta_kernel_player_start (module_dir, NULL, &error);
+  g_assert_no_error (error);
+  running = g_strdup_printf ("ecryptfsd: running (pid %d)",
+                             (int) eta_kernel_player_get_pid (player));
+  pid_json = g_strdup_printf ("\"ecryptfsd-pid\" : %d", (int) eta_kernel_player_get_pid (player));
+  result = run_cli (fixture, status);
+  g_assert_nonnull (strstr (result.out, running));
+  eta_test_cli_result_clear (&result);
+
+  /* An upgrade writes a new file and renames it over the old one. */
+  upgraded = g_strconcat (module, ".new", NULL);
+  copy = g_file_new_for_path (upgraded);
+  g_assert_true (g_file_copy (source, copy, G_FILE_COPY_OVERWRITE, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_rename (upgraded, module), ==, 0);
+  result = run_cli (fixture, status);
+  g_assert_nonnull (strstr (result.out, "ecryptfsd runs an older token key module"));
+  g_assert_nonnull (strstr (result.out,
+                            "systemctl --user restart ecryptfs-token-ecryptfsd.service"));
+  eta_test_cli_result_clear (&result);
+  result = run_cli (fixture, status_json);
+  g_assert_nonnull (strstr (result.out, "\"ecryptfsd\" : \"old-module\""));
+  g_assert_nonnull (strstr (result.out, pid_json));
+  eta_test_cli_result_clear (&result);
+
+  g_clear_pointer (&player, eta_kernel_player_stop);
+  g_unsetenv ("ECRYPTFS_TOKEN_AGENT_KEYMOD_FILE");
+  eta_kernel_player_remove_module_dir (module_dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -735,6 +802,7 @@ main (int argc, char **argv)
   ADD ("/cli/unlock-status-lock", NULL, test_unlock_status_lock);
   ADD ("/cli/unlock-failures", NULL, test_unlock_failures);
   ADD ("/cli/status-login-expiry", "maximum lifetime", test_status_login_expiry);
+  ADD ("/cli/status-ecryptfsd", "no agent", test_status_ecryptfsd);
   ADD ("/cli/forget", "no agent", test_forget);
   ADD ("/cli/forget-without-secret-service", "no agent", test_forget_without_secret_service);
   return g_test_run ();

@@ -12,6 +12,7 @@
 #include "eta-agent-client.h"
 #include "eta-fault-control.h"
 #include "eta-key-id.h"
+#include "eta-kernel-player.h"
 #include "eta-names.h"
 #include "eta-test-agent.h"
 #include "eta-test-cli.h"
@@ -20,6 +21,8 @@
 #include "eta-test-open-bus.h"
 #include "eta-test-token.h"
 #include "eta-test-unwrap.h"
+
+#define KEYMOD_NAME "libecryptfs_key_mod_token_agent.so"
 
 #define WATCHER_NAME "org.kde.StatusNotifierWatcher"
 #define WATCHER_PATH "/StatusNotifierWatcher"
@@ -55,6 +58,9 @@ typedef struct
   gboolean keyring;
   /* The agent's mount table holds an eCryptfs mount of the RSA-2048 key. */
   gboolean mounts;
+  /* The installed key module is a copy in a module directory of the
+   * test's (module_dir), and the agent looks for ecryptfsd every second. */
+  gboolean own_keymod;
 } Scenario;
 
 typedef struct
@@ -66,6 +72,7 @@ typedef struct
   EtaTestKeyring *keyring;
   gchar *config_home;
   gchar *mountinfo;
+  gchar *module_dir;
   EtaTestAgent *agent;
 
   /* The watcher. */
@@ -563,6 +570,12 @@ start_agent (Fixture *fixture)
   if (fixture->mountinfo != NULL)
     g_ptr_array_add (env, g_strconcat (ETA_TEST_AGENT_MOUNTINFO_ENV "=", fixture->mountinfo,
                                        NULL));
+  if (fixture->module_dir != NULL)
+    {
+      g_ptr_array_add (env, g_strdup ("ECRYPTFS_TOKEN_AGENT_ECRYPTFSD_LOOK_SECONDS=1"));
+      g_ptr_array_add (env, g_strconcat ("ECRYPTFS_TOKEN_AGENT_KEYMOD_FILE=", fixture->module_dir,
+                                         "/" KEYMOD_NAME, NULL));
+    }
   g_ptr_array_add (env, NULL);
   fixture->agent = eta_test_agent_start_full ((const gchar * const *) env->pdata,
                                               fixture->scenario->terminal, NULL);
@@ -607,6 +620,11 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
     }
   if (fixture->scenario->mounts)
     fixture->mountinfo = write_mount_table (fixture->token);
+  if (fixture->scenario->own_keymod)
+    {
+      fixture->module_dir = eta_kernel_player_make_module_dir (ETA_TEST_KEYMOD_PATH, &error);
+      g_assert_no_error (error);
+    }
   if (!fixture->scenario->watcher_later)
     start_watcher (fixture);
   start_agent (fixture);
@@ -636,6 +654,9 @@ fixture_tear_down (Fixture *fixture, gconstpointer data)
   if (fixture->mountinfo != NULL)
     g_unlink (fixture->mountinfo);
   g_free (fixture->mountinfo);
+  if (fixture->module_dir != NULL)
+    eta_kernel_player_remove_module_dir (fixture->module_dir);
+  g_free (fixture->module_dir);
   g_free (fixture->item_service);
   g_free (fixture->item_path);
 }
@@ -1058,6 +1079,58 @@ test_other_uid_refused (void)
   eta_test_open_bus_stop (bus);
 }
 
+/* ---- ecryptfsd ---- */
+
+static gboolean
+menu_mentions (Fixture *fixture, const gchar *text)
+{
+  g_autofree gchar *menu = menu_text (fixture);
+
+  return strstr (menu, text) != NULL;
+}
+
+/* With an eCryptfs mount, the tooltip and the menu say first when no
+ * ecryptfsd serves the files, or one with an older key module than the
+ * installed one, and with what command it is fixed; the real ecryptfsd
+ * (harness B) comes and goes. (Without a mount nothing is said: the other
+ * tests see exact tooltips with no ecryptfsd running.) */
+static void
+test_ecryptfsd_state (Fixture *fixture, gconstpointer data)
+{
+  g_autofree gchar *module = g_build_filename (fixture->module_dir, KEYMOD_NAME, NULL);
+  g_autofree gchar *upgraded = g_strconcat (module, ".new", NULL);
+  g_autoptr (GFile) source = g_file_new_for_path (ETA_TEST_KEYMOD_PATH);
+  g_autoptr (GFile) copy = g_file_new_for_path (upgraded);
+  g_autoptr (EtaKernelPlayer) player = NULL;
+  g_autoptr (GError) error = NULL;
+
+  g_assert_cmpint (system ("! pgrep -x -u \"$(id -u)\" ecryptfsd"), ==, 0);
+  WAIT_FOR (fixture, tooltip_says (fixture, "ecryptfsd is not running"),
+            "no ecryptfsd in the tooltip");
+  g_assert_true (tooltip_says (fixture, "systemctl --user start ecryptfs-token-ecryptfsd.service"));
+  g_assert_true (menu_mentions (fixture, "ecryptfsd is not running"));
+
+  player = eta_kernel_player_start (fixture->module_dir, NULL, &error);
+  g_assert_no_error (error);
+  WAIT_FOR (fixture, !tooltip_says (fixture, "ecryptfsd"), "ecryptfsd running: nothing said");
+  g_assert_false (menu_mentions (fixture, "ecryptfsd"));
+
+  /* An upgrade: a new module file in the old one's place. */
+  g_assert_true (g_file_copy (source, copy, G_FILE_COPY_OVERWRITE, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_rename (upgraded, module), ==, 0);
+  WAIT_FOR (fixture, tooltip_says (fixture, "older token key module"),
+            "the old module in the tooltip");
+  g_assert_true (tooltip_says (fixture,
+                               "systemctl --user restart ecryptfs-token-ecryptfsd.service"));
+  g_assert_true (menu_mentions (fixture, "older token key module"));
+
+  /* It ends: the pidfd says so at once. */
+  g_clear_pointer (&player, eta_kernel_player_stop);
+  WAIT_FOR (fixture, tooltip_says (fixture, "ecryptfsd is not running"),
+            "no ecryptfsd again in the tooltip");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1074,6 +1147,8 @@ main (int argc, char **argv)
   /* The key is in use: without this, the agent would ask for the PIN as
    * soon as it starts. */
   static const Scenario mounted = { .mounts = TRUE, .settings = "unlock-early=false" };
+  static const Scenario own_keymod = { .own_keymod = TRUE, .mounts = TRUE,
+                                       .settings = "unlock-early=false" };
 
   g_test_init (&argc, &argv, NULL);
   display = g_strdup (g_getenv ("DISPLAY"));
@@ -1101,6 +1176,7 @@ main (int argc, char **argv)
   ADD ("/tray/activate-opens-window", plain, test_activate_opens_window);
   ADD ("/tray/menu/recent-activity", mounted, test_menu_recent_activity);
   ADD ("/tray/menu/quit", plain, test_menu_quit);
+  ADD ("/tray/ecryptfsd-state", own_keymod, test_ecryptfsd_state);
   g_test_add_func ("/tray/other-uid-refused", test_other_uid_refused);
   return g_test_run ();
 }

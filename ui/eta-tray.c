@@ -29,6 +29,7 @@ struct _EtaTray
   EtaPolicy *policy;
   EtaActivityLog *activity;
   EtaGtkPrompter *prompter;
+  EtaEcryptfsdWatch *ecryptfsd;
 
   /* owned */
   EtaStatusNotifierItem *item;
@@ -117,6 +118,15 @@ describe_token (EtaTray *self, const Token *token)
   return g_strdup_printf (_("Unlocked until %s"), until);
 }
 
+/* What is wrong with ecryptfsd while an eCryptfs mount needs it, or NULL. */
+static gchar *
+daemon_problem (EtaTray *self)
+{
+  return self->ecryptfsd != NULL && eta_ecryptfsd_watch_get_needed (self->ecryptfsd)
+           ? eta_ecryptfsd_describe_problem (eta_ecryptfsd_watch_get_state (self->ecryptfsd))
+           : NULL;
+}
+
 static void
 update_item (EtaTray *self)
 {
@@ -155,6 +165,16 @@ update_item (EtaTray *self)
       if (!asking)
         g_string_assign (description, _("Insert your token to open encrypted files."));
     }
+  /* Whatever the tokens: without the daemon no file opens. */
+  {
+    g_autofree gchar *problem = daemon_problem (self);
+
+    if (problem != NULL)
+      {
+        g_string_prepend_c (description, '\n');
+        g_string_prepend (description, problem);
+      }
+  }
 
   eta_status_notifier_item_set_icon_name (self->item, icon);
   eta_status_notifier_item_set_tooltip (self->item, icon, title->str, description->str);
@@ -192,7 +212,11 @@ add_activity (EtaTray *self)
 static void
 update_menu (EtaTray *self)
 {
+  g_autofree gchar *problem = daemon_problem (self);
+
   eta_dbus_menu_begin (self->menu);
+  if (problem != NULL)
+    eta_dbus_menu_add_item (self->menu, NULL, "ecryptfsd", problem, FALSE);
   for (guint i = 0; i < self->tokens->len; i++)
     {
       Token *token = g_ptr_array_index (self->tokens, i);
@@ -403,6 +427,7 @@ eta_tray_dispose (GObject *object)
   g_clear_object (&self->item);
   g_clear_object (&self->menu);
   g_clear_object (&self->prompter);
+  g_clear_object (&self->ecryptfsd);
   g_clear_object (&self->activity);
   g_clear_object (&self->policy);
   g_clear_object (&self->manager);
@@ -424,7 +449,7 @@ eta_tray_init (EtaTray *self)
 
 EtaTray *
 eta_tray_new (EtaTokenManager *manager, EtaPolicy *policy, EtaActivityLog *activity,
-              EtaGtkPrompter *prompter)
+              EtaGtkPrompter *prompter, EtaEcryptfsdWatch *ecryptfsd)
 {
   EtaTray *self = g_object_new (ETA_TYPE_TRAY, NULL);
   /* Hosts look the icons up in the installed theme; an uninstalled agent
@@ -435,6 +460,7 @@ eta_tray_new (EtaTokenManager *manager, EtaPolicy *policy, EtaActivityLog *activ
   self->policy = policy ? g_object_ref (policy) : NULL;
   self->activity = g_object_ref (activity);
   self->prompter = prompter ? g_object_ref (prompter) : NULL;
+  self->ecryptfsd = ecryptfsd ? g_object_ref (ecryptfsd) : NULL;
   self->item = eta_status_notifier_item_new ("ecryptfs-token-agent",
                                              _("eCryptfs Token Agent"), ETA_TRAY_MENU_PATH,
                                              theme_path ? theme_path : ETA_ICON_THEME_PATH);
@@ -451,6 +477,13 @@ eta_tray_new (EtaTokenManager *manager, EtaPolicy *policy, EtaActivityLog *activ
                              G_CONNECT_SWAPPED);
   g_signal_connect_object (activity, "changed", G_CALLBACK (update_menu), self,
                            G_CONNECT_SWAPPED);
+  if (ecryptfsd != NULL)
+    {
+      g_signal_connect_object (ecryptfsd, "notify::state", G_CALLBACK (update), self,
+                               G_CONNECT_SWAPPED);
+      g_signal_connect_object (ecryptfsd, "notify::needed", G_CALLBACK (update), self,
+                               G_CONNECT_SWAPPED);
+    }
   g_signal_connect_object (self->item, "activate", G_CALLBACK (open_window), self,
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (self->menu, "activated", G_CALLBACK (on_menu_activated), self, 0);

@@ -1,7 +1,8 @@
 /* The agent's tray icon: an EtaStatusNotifierItem showing whether a token is
  * inserted, locked, unlocked or being asked for, with a tooltip saying how
  * long the unlock lasts, and an EtaDBusMenu with the tokens, "Lock now",
- * "Forget remembered PINs", "Tokens and keys…", "Recent activity" and "Quit".
+ * "Forget remembered PINs", "Tokens and keys…", "Recent activity" and "Quit",
+ * and first, when no ecryptfsd (or an old one) serves the files, what to do.
  * A click on the icon opens the tokens window.
  *
  * Only for an agent with a display (the GTK prompter): the prompts never
@@ -11,6 +12,7 @@
 #include <gio/gio.h>
 
 #include "eta-activity-log.h"
+#include "eta-ecryptfsd-watch.h"
 #include "eta-gtk-prompter.h"
 #include "eta-policy.h"
 #include "eta-token-manager.h"
@@ -29,8 +31,10 @@ G_BEGIN_DECLS
 #define ETA_TYPE_TRAY (eta_tray_get_type ())
 G_DECLARE_FINAL_TYPE (EtaTray, eta_tray, ETA, TRAY, GObject)
 
+/* @ecryptfsd (may be NULL): what the tooltip and the menu say first when
+ * no ecryptfsd, or one with an older key module, serves the files. */
 EtaTray *eta_tray_new (EtaTokenManager *manager, EtaPolicy *policy, EtaActivityLog *activity,
-                       EtaGtkPrompter *prompter);
+                       EtaGtkPrompter *prompter, EtaEcryptfsdWatch *ecryptfsd);
 
 /* Exports the item and its menu on @connection and registers with the
  * StatusNotifierWatcher whenever one runs. */
