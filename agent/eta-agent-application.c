@@ -30,6 +30,7 @@ struct _EtaAgentApplication
   EtaEarlyUnlock *early_unlock;
   EtaAgentService *service;
   EtaTray *tray;
+  EtaEcryptfsdWatch *ecryptfsd;
   gboolean held;
   GDBusConnection *session_bus;
 };
@@ -145,15 +146,9 @@ start_tray (EtaAgentApplication *self, EtaPrompter *prompter, GDBusConnection *c
 
   if (!ETA_IS_GTK_PROMPTER (prompter))
     return;
-  /* Only for the tray: a terminal-mode agent shows nothing, and
-   * `ecryptfs-token status` looks for itself. */
-  {
-    g_autoptr (EtaEcryptfsdWatch) ecryptfsd = eta_ecryptfsd_watch_new ();
-
-    self->tray = eta_tray_new (self->manager, self->policy,
-                               eta_agent_service_get_activity_log (self->service),
-                               ETA_GTK_PROMPTER (prompter), ecryptfsd);
-  }
+  self->tray = eta_tray_new (self->manager, self->policy,
+                             eta_agent_service_get_activity_log (self->service),
+                             ETA_GTK_PROMPTER (prompter), self->ecryptfsd);
   if (!eta_tray_export (self->tray, connection, &error))
     {
       g_warning ("no tray icon: %s", error->message);
@@ -189,6 +184,8 @@ eta_agent_application_dbus_register (GApplication *application, GDBusConnection 
   g_object_bind_property (self->policy, "allow-remember-pin", self->manager,
                           "allow-remember-pin", G_BINDING_SYNC_CREATE);
   self->service = eta_agent_service_new (self->manager, self->policy);
+  /* In both modes: without a systemd user manager it starts ecryptfsd. */
+  self->ecryptfsd = eta_ecryptfsd_watch_new ();
   start_tray (self, prompter, connection);
   return eta_agent_service_export (self->service, connection, ETA_OBJECT_PATH, error);
 }
@@ -228,6 +225,7 @@ eta_agent_application_finalize (GObject *object)
   EtaAgentApplication *self = ETA_AGENT_APPLICATION (object);
 
   g_clear_object (&self->tray);
+  g_clear_object (&self->ecryptfsd);
   g_clear_object (&self->service);
   g_clear_object (&self->early_unlock);
   g_clear_object (&self->policy);

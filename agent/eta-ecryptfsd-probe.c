@@ -19,7 +19,8 @@ eta_ecryptfsd_installed_module (void)
   return override != NULL && *override != '\0' ? override : ETA_KEYMOD_FILE;
 }
 
-/* The effective uid of the process, from /proc/PID/status. */
+/* The effective uid of a live process, from /proc/PID/status; FALSE for
+ * one that is gone or a zombie (killed, not reaped yet: it serves nobody). */
 static gboolean
 read_euid (const gchar *pid, uid_t *uid_out)
 {
@@ -27,8 +28,12 @@ read_euid (const gchar *pid, uid_t *uid_out)
   g_autofree gchar *status = NULL;
   const gchar *line;
   guint64 real, effective;
+  gchar state = '?';
 
   if (!g_file_get_contents (path, &status, NULL, NULL))
+    return FALSE;
+  line = strstr (status, "\nState:");
+  if (line == NULL || sscanf (line, "\nState: %c", &state) != 1 || state == 'Z' || state == 'X')
     return FALSE;
   line = strstr (status, "\nUid:");
   if (line == NULL || sscanf (line, "\nUid: %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, &real,

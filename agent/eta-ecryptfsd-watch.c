@@ -25,6 +25,7 @@ struct _EtaEcryptfsdWatch
   guint look_seconds;
   GFileMonitor *module_monitor;
   GUnixMountMonitor *mount_monitor;
+  gint64 started_at;     /* when the agent last started an ecryptfsd itself */
 };
 
 enum
@@ -71,6 +72,53 @@ on_look_again (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* A systemd user manager runs for this user: then
+ * ecryptfs-token-ecryptfsd.path starts and restarts ecryptfsd, not us. */
+static gboolean
+has_user_manager (void)
+{
+  g_autofree gchar *socket = g_build_filename (g_get_user_runtime_dir (), "systemd", "private",
+                                               NULL);
+
+  return g_file_test (socket, G_FILE_TEST_EXISTS);
+}
+
+static const gchar *
+setting (const gchar *variable, const gchar *fallback)
+{
+  const gchar *value = g_getenv (variable);
+
+  return value != NULL && *value != '\0' ? value : fallback;
+}
+
+/* Without a systemd user manager nobody else starts ecryptfsd: the agent
+ * does, while a mount needs it and eCryptfs is loaded, at most once a
+ * minute (a daemon that cannot start is not started in a loop). It forks
+ * into the background; GLib reaps the parent. */
+static void
+maybe_start_daemon (EtaEcryptfsdWatch *self)
+{
+  const gchar *daemon = setting ("ECRYPTFS_TOKEN_AGENT_ECRYPTFSD", ETA_ECRYPTFSD);
+  const gchar *device = setting ("ECRYPTFS_TOKEN_AGENT_ECRYPTFS_DEVICE", "/dev/ecryptfs");
+  const gchar *argv[] = { daemon, NULL };
+  g_autoptr (GError) error = NULL;
+  gint64 now = g_get_monotonic_time ();
+
+  if (!self->needed || self->state != ETA_ECRYPTFSD_NOT_RUNNING || has_user_manager ()
+      || !g_file_test (device, G_FILE_TEST_EXISTS)
+      || (self->started_at != 0 && now - self->started_at < 60 * G_USEC_PER_SEC))
+    return;
+  self->started_at = now;
+  if (!g_spawn_async (NULL, (gchar **) argv, NULL,
+                      G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL,
+                      &error))
+    {
+      g_warning ("no systemd user manager, and %s does not start: %s", daemon, error->message);
+      return;
+    }
+  g_message ("no systemd user manager: started %s", daemon);
+}
+
 static void
 look (EtaEcryptfsdWatch *self)
 {
@@ -93,15 +141,17 @@ look (EtaEcryptfsdWatch *self)
       self->needed = needed;
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_NEEDED]);
     }
-  if (state == self->state)
-    return;
-  if (state != ETA_ECRYPTFSD_RUNNING && needed)
+  if (state != self->state)
     {
-      g_autofree gchar *problem = eta_ecryptfsd_describe_problem (state);
-      g_message ("%s", problem);
+      if (state != ETA_ECRYPTFSD_RUNNING && needed)
+        {
+          g_autofree gchar *problem = eta_ecryptfsd_describe_problem (state);
+          g_message ("%s", problem);
+        }
+      self->state = state;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
     }
-  self->state = state;
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+  maybe_start_daemon (self);
 }
 
 static void

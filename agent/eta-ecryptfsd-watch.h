@@ -4,7 +4,13 @@
  * file changes (an upgrade), when mounts change, and, while none runs and an
  * eCryptfs mount exists ("needed": only then does anyone wait for it), at a
  * slow look every ETA_ECRYPTFSD_LOOK_SECONDS
- * (ECRYPTFS_TOKEN_AGENT_ECRYPTFSD_LOOK_SECONDS overrides it, for tests). */
+ * (ECRYPTFS_TOKEN_AGENT_ECRYPTFSD_LOOK_SECONDS overrides it, for tests).
+ *
+ * Where no systemd user manager runs (nothing else would), it also starts
+ * ecryptfsd when a mount needs one, none runs and /dev/ecryptfs exists, at
+ * most once a minute (ECRYPTFS_TOKEN_AGENT_ECRYPTFSD and
+ * ECRYPTFS_TOKEN_AGENT_ECRYPTFS_DEVICE override the daemon and the device,
+ * for tests). */
 #pragma once
 
 #include <glib-object.h>

@@ -738,7 +738,7 @@ test_status_ecryptfsd (Fixture *fixture, gconstpointer data)
   EtaTestCliResult result;
 
   /* The test starts the only ecryptfsd of this user. */
-  g_assert_cmpint (system ("! pgrep -x -u \"$(id -u)\" ecryptfsd"), ==, 0);
+  g_assert_cmpint (system ("! pgrep -x -r D,R,S,T,t -u \"$(id -u)\" ecryptfsd"), ==, 0);
   result = run_cli (fixture, status);
   g_assert_nonnull (strstr (result.out, "ecryptfsd is not running"));
   g_assert_nonnull (strstr (result.out, "systemctl --user start ecryptfs-token-ecryptfsd.service"));

@@ -7,7 +7,8 @@
  *   (KeyringMode=shared): the unit's command line and keyring set-up;
  * - killed (SIGKILL), or ending itself on nine stale kernel requests in a
  *   row (exit 251), ecryptfsd is running again within seconds and the next
- *   request is served.
+ *   request is served; `systemctl --user restart` (after an upgrade)
+ *   replaces it without a logout.
  *
  * What cannot exist here is stood in for: the manager runs in a private
  * mount namespace with /run/systemd/system made (this machine does not boot
@@ -15,7 +16,12 @@
  * drop-in of the test's points the units at a file standing for
  * /dev/ecryptfs and preloads tests/harness/eta-ecryptfsd-shim.c, which
  * connects the daemon's /dev/ecryptfs to a socket the test listens on (the
- * kernel's side, played here). The units' own lines stay as installed. */
+ * kernel's side, played here). The units' own lines stay as installed.
+ *
+ * Where no systemd user manager runs, the agent starts ecryptfsd itself
+ * (agent/eta-ecryptfsd-watch.c): tested with the real agent and the real
+ * ecryptfsd, the same shim and socket, and test overrides of the device
+ * path; with a user manager it leaves that to the units. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -32,6 +38,7 @@
 #include "eta-ecryptfs-packet.h"
 #include "eta-inprocess-daemon.h"
 #include "eta-kernel-player.h"
+#include "eta-test-agent.h"
 #include "eta-test-token.h"
 
 #define AES128 0x07
@@ -185,6 +192,21 @@ start_manager (Fixture *fixture)
   g_assert_true (running);
 }
 
+/* A listening socket standing for the kernel's side of /dev/ecryptfs. */
+static int
+listen_at (const gchar *path)
+{
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+  int listener = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+  g_assert_cmpint (listener, >=, 0);
+  g_assert_cmpuint (strlen (path), <, sizeof address.sun_path);
+  strcpy (address.sun_path, path);
+  g_assert_cmpint (bind (listener, (struct sockaddr *) &address, sizeof address), ==, 0);
+  g_assert_cmpint (listen (listener, 4), ==, 0);
+  return listener;
+}
+
 static void
 fixture_set_up (Fixture *fixture, gconstpointer data)
 {
@@ -192,7 +214,6 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
   const gchar *names[] = { "fingerprint", "pubkey", NULL };
   const gchar *values[] = { token->fingerprint[ETA_TEST_KEY_RSA2048],
                             token->certificate_path[ETA_TEST_KEY_RSA2048], NULL };
-  struct sockaddr_un address = { .sun_family = AF_UNIX };
   g_autoptr (GError) error = NULL;
 
   g_assert_cmpint (geteuid (), ==, 0);
@@ -212,13 +233,7 @@ fixture_set_up (Fixture *fixture, gconstpointer data)
   fixture->module_dir = eta_kernel_player_make_module_dir (ETA_TEST_KEYMOD_PATH, &error);
   g_assert_no_error (error);
 
-  fixture->listener = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  g_assert_cmpint (fixture->listener, >=, 0);
-  g_assert_cmpuint (strlen (fixture->socket_path), <, sizeof address.sun_path);
-  strcpy (address.sun_path, fixture->socket_path);
-  g_assert_cmpint (bind (fixture->listener, (struct sockaddr *) &address, sizeof address), ==,
-                   0);
-  g_assert_cmpint (listen (fixture->listener, 4), ==, 0);
+  fixture->listener = listen_at (fixture->socket_path);
 
   install_units (fixture);
   start_manager (fixture);
@@ -384,7 +399,120 @@ test_comes_back (Fixture *fixture, gconstpointer data)
   g_assert_true (systemctl (fixture, &restarts, "show", "--property=NRestarts",
                             "ecryptfs-token-ecryptfsd.service", NULL));
   g_assert_cmpstr (restarts, ==, "NRestarts=2\n");
+
+  /* After an upgrade: the unit's restart, no logout. */
+  g_assert_true (systemctl (fixture, NULL, "restart", "ecryptfs-token-ecryptfsd.service", NULL));
+  assert_connection_ends (fd);
+  fd = accept_daemon (fixture, BACK_WITHIN_MS, &second);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (second, !=, third);
+  assert_wrap_served (fixture, fd, 1);
   close (fd);
+}
+
+/* ---- the agent starts it where no systemd user manager runs ---- */
+
+typedef struct
+{
+  gchar *dir;
+  gchar *runtime_dir;
+  gchar *socket_path;
+  gchar *device;
+  gchar *mountinfo;
+  int listener;
+  GTestDBus *bus;
+  EtaTestAgent *agent;
+} AgentFixture;
+
+static void
+agent_fixture_set_up (AgentFixture *fixture, gconstpointer data)
+{
+  gboolean user_manager = GPOINTER_TO_INT (data);
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *runtime_env = NULL;
+  g_autofree gchar *device_env = NULL;
+  g_autofree gchar *socket_env = NULL;
+  g_autofree gchar *mountinfo_env = NULL;
+
+  g_assert_cmpint (geteuid (), ==, 0);
+  /* The test starts the only ecryptfsd of this user. */
+  g_assert_cmpint (system ("! pgrep -x -r D,R,S,T,t -u \"$(id -u)\" ecryptfsd"), ==, 0);
+  fixture->dir = g_dir_make_tmp ("eta-fallback-XXXXXX", &error);
+  g_assert_no_error (error);
+  fixture->runtime_dir = g_build_filename (fixture->dir, "run", NULL);
+  g_assert_cmpint (g_mkdir (fixture->runtime_dir, 0700), ==, 0);
+  if (user_manager)
+    {
+      /* Where a user manager has its socket. */
+      g_autofree gchar *private = g_build_filename (fixture->runtime_dir, "systemd", "private",
+                                                    NULL);
+      write_file (private, "");
+    }
+  fixture->socket_path = g_build_filename (fixture->dir, "miscdev", NULL);
+  fixture->listener = listen_at (fixture->socket_path);
+  fixture->device = g_build_filename (fixture->dir, "ecryptfs-device", NULL);
+  write_file (fixture->device, "");
+  /* An eCryptfs mount: someone needs ecryptfsd. */
+  fixture->mountinfo = g_build_filename (fixture->dir, "mountinfo", NULL);
+  write_file (fixture->mountinfo,
+              "61 22 0:52 /lower /home/eta-test/Private rw,relatime shared:30 - ecryptfs "
+              "/home/eta-test/.Private rw,ecryptfs_sig=0123456789abcdef,ecryptfs_cipher=aes,"
+              "ecryptfs_key_bytes=32\n");
+
+  fixture->bus = g_test_dbus_new (G_TEST_DBUS_NONE);
+  g_test_dbus_up (fixture->bus);
+  runtime_env = g_strconcat ("XDG_RUNTIME_DIR=", fixture->runtime_dir, NULL);
+  device_env = g_strconcat ("ECRYPTFS_TOKEN_AGENT_ECRYPTFS_DEVICE=", fixture->device, NULL);
+  socket_env = g_strconcat ("ETA_SHIM_MISCDEV_SOCKET=", fixture->socket_path, NULL);
+  mountinfo_env = g_strconcat (ETA_TEST_AGENT_MOUNTINFO_ENV "=", fixture->mountinfo, NULL);
+  {
+    const gchar *env[] = { runtime_env, device_env, mountinfo_env,
+                           "ECRYPTFS_TOKEN_AGENT_ECRYPTFSD_LOOK_SECONDS=1",
+                           "LD_PRELOAD=" ETA_TEST_SHIM_PATH,
+                           /* The shim acts in the daemon the agent starts only. */
+                           "ETA_SHIM_ONLY_ARGV0=/usr/bin/ecryptfsd", socket_env, NULL };
+    fixture->agent = eta_test_agent_start (env);
+  }
+}
+
+static void
+agent_fixture_tear_down (AgentFixture *fixture, gconstpointer data)
+{
+  g_autofree gchar *command = g_strdup_printf ("rm -rf '%s'", fixture->dir);
+
+  eta_test_agent_stop (fixture->agent);
+  g_test_dbus_down (fixture->bus);
+  g_clear_object (&fixture->bus);
+  close (fixture->listener);
+  g_assert_cmpint (system (command), ==, 0);
+  g_free (fixture->mountinfo);
+  g_free (fixture->device);
+  g_free (fixture->socket_path);
+  g_free (fixture->runtime_dir);
+  g_free (fixture->dir);
+}
+
+static void
+test_agent_starts_it (AgentFixture *fixture, gconstpointer data)
+{
+  Fixture listening = { .listener = fixture->listener };
+  pid_t pid = 0;
+  int fd = accept_daemon (&listening, 10000, &pid);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_true (eta_test_agent_wait_for_output (fixture->agent,
+                                                 "no systemd user manager: started", 5000));
+  g_assert_cmpint (kill (pid, SIGKILL), ==, 0);
+  close (fd);
+}
+
+static void
+test_agent_leaves_it_to_the_user_manager (AgentFixture *fixture, gconstpointer data)
+{
+  Fixture listening = { .listener = fixture->listener };
+  pid_t pid = 0;
+
+  g_assert_cmpint (accept_daemon (&listening, 3000, &pid), ==, -1);
 }
 
 int
@@ -395,5 +523,11 @@ main (int argc, char **argv)
               test_started_when_ecryptfs_loads, fixture_tear_down);
   g_test_add ("/ecryptfsd-unit/comes-back", Fixture, NULL, fixture_set_up, test_comes_back,
               fixture_tear_down);
+  g_test_add ("/ecryptfsd-unit/agent-starts-it-without-a-user-manager", AgentFixture,
+              GINT_TO_POINTER (FALSE), agent_fixture_set_up, test_agent_starts_it,
+              agent_fixture_tear_down);
+  g_test_add ("/ecryptfsd-unit/agent-leaves-it-to-the-user-manager", AgentFixture,
+              GINT_TO_POINTER (TRUE), agent_fixture_set_up,
+              test_agent_leaves_it_to_the_user_manager, agent_fixture_tear_down);
   return g_test_run ();
 }

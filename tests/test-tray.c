@@ -1104,7 +1104,7 @@ test_ecryptfsd_state (Fixture *fixture, gconstpointer data)
   g_autoptr (EtaKernelPlayer) player = NULL;
   g_autoptr (GError) error = NULL;
 
-  g_assert_cmpint (system ("! pgrep -x -u \"$(id -u)\" ecryptfsd"), ==, 0);
+  g_assert_cmpint (system ("! pgrep -x -r D,R,S,T,t -u \"$(id -u)\" ecryptfsd"), ==, 0);
   WAIT_FOR (fixture, tooltip_says (fixture, "ecryptfsd is not running"),
             "no ecryptfsd in the tooltip");
   g_assert_true (tooltip_says (fixture, "systemctl --user start ecryptfs-token-ecryptfsd.service"));
