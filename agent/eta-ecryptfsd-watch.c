@@ -91,18 +91,27 @@ setting (const gchar *variable, const gchar *fallback)
   return value != NULL && *value != '\0' ? value : fallback;
 }
 
+static void
+reap_daemon (GPid pid, gint status, gpointer unused)
+{
+  g_spawn_close_pid (pid);
+}
+
 /* Without a systemd user manager nobody else starts ecryptfsd: the agent
  * does, while a mount needs it and eCryptfs is loaded, at most once a
- * minute (a daemon that cannot start is not started in a loop). It forks
- * into the background; GLib reaps the parent. */
+ * minute (a daemon that cannot start is not started in a loop). In the
+ * foreground, as the unit runs it: no fork of its own to race with, and the
+ * agent reaps it (the pidfd watch notices its end). It outlives an agent
+ * that quits. */
 static void
 maybe_start_daemon (EtaEcryptfsdWatch *self)
 {
   const gchar *daemon = setting ("ECRYPTFS_TOKEN_AGENT_ECRYPTFSD", ETA_ECRYPTFSD);
   const gchar *device = setting ("ECRYPTFS_TOKEN_AGENT_ECRYPTFS_DEVICE", "/dev/ecryptfs");
-  const gchar *argv[] = { daemon, NULL };
+  const gchar *argv[] = { daemon, "-f", NULL };
   g_autoptr (GError) error = NULL;
   gint64 now = g_get_monotonic_time ();
+  GPid pid;
 
   if (!self->needed || self->state != ETA_ECRYPTFSD_NOT_RUNNING || has_user_manager ()
       || !g_file_test (device, G_FILE_TEST_EXISTS)
@@ -110,13 +119,18 @@ maybe_start_daemon (EtaEcryptfsdWatch *self)
     return;
   self->started_at = now;
   if (!g_spawn_async (NULL, (gchar **) argv, NULL,
-                      G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL,
-                      &error))
+                      G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL
+                        | G_SPAWN_STDERR_TO_DEV_NULL,
+                      NULL, NULL, &pid, &error))
     {
       g_warning ("no systemd user manager, and %s does not start: %s", daemon, error->message);
       return;
     }
-  g_message ("no systemd user manager: started %s", daemon);
+  g_child_watch_add (pid, reap_daemon, NULL);
+  g_message ("no systemd user manager: started %s (pid %d)", daemon, (int) pid);
+  /* A second later it has run its own program: the next look finds it. */
+  g_clear_handle_id (&self->look_source, g_source_remove);
+  self->look_source = g_timeout_add_seconds (1, on_look_again, self);
 }
 
 static void
