@@ -729,12 +729,9 @@ test_status_ecryptfsd (Fixture *fixture, gconstpointer data)
   g_autoptr (GError) error = NULL;
   g_autofree gchar *module_dir = NULL;
   g_autofree gchar *module = NULL;
-  g_autofree gchar *upgraded = NULL;
   g_autofree gchar *running = NULL;
   g_autofree gchar *pid_json = NULL;
   g_autoptr (EtaKernelPlayer) player = NULL;
-  g_autoptr (GFile) source = g_file_new_for_path (ETA_TEST_KEYMOD_PATH);
-  g_autoptr (GFile) copy = NULL;
   EtaTestCliResult result;
 
   /* The test starts the only ecryptfsd of this user. */
@@ -760,12 +757,8 @@ test_status_ecryptfsd (Fixture *fixture, gconstpointer data)
   g_assert_nonnull (strstr (result.out, running));
   eta_test_cli_result_clear (&result);
 
-  /* An upgrade writes a new file and renames it over the old one. */
-  upgraded = g_strconcat (module, ".new", NULL);
-  copy = g_file_new_for_path (upgraded);
-  g_assert_true (g_file_copy (source, copy, G_FILE_COPY_OVERWRITE, NULL, NULL, NULL, &error));
+  g_assert_true (eta_kernel_player_upgrade_module (module_dir, ETA_TEST_KEYMOD_PATH, &error));
   g_assert_no_error (error);
-  g_assert_cmpint (g_rename (upgraded, module), ==, 0);
   result = run_cli (fixture, status);
   g_assert_nonnull (strstr (result.out, "ecryptfsd runs an older token key module"));
   g_assert_nonnull (strstr (result.out,

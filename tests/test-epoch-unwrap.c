@@ -11,6 +11,7 @@
 
 #include "eta-agent-client.h"
 #include "eta-epoch-packet.h"
+#include "eta-key-id.h"
 #include "eta-fault-control.h"
 #include "eta-names.h"
 #include "eta-test-agent.h"
@@ -510,11 +511,10 @@ static const gchar NOBODY_CALLS_TWICE[] =
 static gchar *
 hex (const guint8 *data, gsize len)
 {
-  GString *text = g_string_sized_new (2 * len);
+  gchar *text = g_malloc (2 * len + 1);
 
-  for (gsize i = 0; i < len; i++)
-    g_string_append_printf (text, "%02x", data[i]);
-  return g_string_free (text, FALSE);
+  eta_key_to_hex (data, len, text);
+  return text;
 }
 
 /* With K kept, the fast path (eta-kept-key-unwrap.c) serves a sender of

@@ -141,6 +141,26 @@ fail:
   return NULL;
 }
 
+gboolean
+eta_kernel_player_upgrade_module (const gchar *module_dir,
+                                  const gchar *keymod_path,
+                                  GError     **error)
+{
+  g_autofree gchar *base = g_path_get_basename (keymod_path);
+  g_autofree gchar *dest = g_build_filename (module_dir, base, NULL);
+  g_autofree gchar *fresh = g_strconcat (dest, ".new", NULL);
+
+  if (!copy_file (keymod_path, fresh, error))
+    return FALSE;
+  if (g_rename (fresh, dest) != 0)
+    {
+      g_set_error (error, ETA_KERNEL_PLAYER_ERROR, ETA_KERNEL_PLAYER_ERROR_SETUP,
+                   "Cannot rename %s over %s: %s", fresh, dest, g_strerror (errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 void
 eta_kernel_player_remove_module_dir (const gchar *module_dir)
 {

@@ -39,6 +39,12 @@ gchar           *eta_kernel_player_make_module_dir  (const gchar *keymod_path,
                                                      GError     **error);
 /* Deletes the files in @module_dir and the directory. */
 void             eta_kernel_player_remove_module_dir (const gchar *module_dir);
+/* Puts a fresh copy of @keymod_path in @module_dir as a package upgrade
+ * does: a new file renamed over the old one, which a running daemon keeps
+ * mapped. */
+gboolean         eta_kernel_player_upgrade_module   (const gchar *module_dir,
+                                                     const gchar *keymod_path,
+                                                     GError     **error);
 
 /* Starts "ecryptfsd -f" with @module_dir (NULL: the system directory) over
  * the key-module directory, a fresh session keyring linking @u, the shim
