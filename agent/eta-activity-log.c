@@ -1,6 +1,8 @@
 /* See eta-activity-log.h. */
 #define G_LOG_DOMAIN "eta-activity-log"
 
+#include "config.h"
+
 #include "eta-activity-log.h"
 
 #include "eta-mount-table.h"

@@ -1,6 +1,8 @@
 /* See eta-agent-application.h. */
 #define G_LOG_DOMAIN "eta-agent"
 
+#include "config.h"
+
 #include "eta-agent-application.h"
 
 #include <unistd.h>

@@ -1,4 +1,6 @@
 /* See eta-agent-error.h. */
+#include "config.h"
+
 #include "eta-agent-error.h"
 
 #include <pkcs11-helper-1.0/pkcs11h-core.h>

@@ -1,4 +1,6 @@
 /* ecryptfs-token-agent: the per-session agent. */
+#include "config.h"
+
 #include "eta-agent-application.h"
 #include "eta-i18n.h"
 #include "eta-secret.h"

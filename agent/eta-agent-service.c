@@ -1,6 +1,8 @@
 /* See eta-agent-service.h. */
 #define G_LOG_DOMAIN "eta-agent-service"
 
+#include "config.h"
+
 #include "eta-agent-service.h"
 
 #include <string.h>

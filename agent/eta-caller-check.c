@@ -1,6 +1,8 @@
 /* See eta-caller-check.h. */
 #define G_LOG_DOMAIN "eta-caller-check"
 
+#include "config.h"
+
 #include "eta-caller-check.h"
 
 #include <unistd.h>

@@ -1,4 +1,6 @@
 /* ecryptfs-token's key commands: list, add-key, remove-key, mount-options. */
+#include "config.h"
+
 #include <stdio.h>
 #include <string.h>
 

@@ -1,4 +1,6 @@
 /* ecryptfs-token's session commands: status, unlock, lock, forget. */
+#include "config.h"
+
 #include <string.h>
 #include <unistd.h>
 

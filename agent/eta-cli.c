@@ -1,4 +1,6 @@
 /* See eta-cli.h. */
+#include "config.h"
+
 #include "eta-cli.h"
 
 #include <stdarg.h>

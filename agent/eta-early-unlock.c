@@ -1,6 +1,8 @@
 /* See eta-early-unlock.h. */
 #define G_LOG_DOMAIN "eta-early-unlock"
 
+#include "config.h"
+
 #include "eta-early-unlock.h"
 
 #include <unistd.h>

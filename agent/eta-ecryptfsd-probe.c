@@ -1,4 +1,6 @@
 /* See eta-ecryptfsd-probe.h. */
+#include "config.h"
+
 #include "eta-ecryptfsd-probe.h"
 
 #include <stdio.h>

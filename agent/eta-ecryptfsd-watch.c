@@ -1,6 +1,8 @@
 /* See eta-ecryptfsd-watch.h. */
 #define G_LOG_DOMAIN "eta-ecryptfsd-watch"
 
+#include "config.h"
+
 #include "eta-ecryptfsd-watch.h"
 
 #include "eta-mount-table.h"

@@ -1,4 +1,6 @@
 /* See eta-epoch-cache.h. */
+#include "config.h"
+
 #include "eta-epoch-cache.h"
 
 #include <string.h>

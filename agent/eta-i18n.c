@@ -1,6 +1,8 @@
 /* See eta-i18n.h. */
 #define G_LOG_DOMAIN "eta-i18n"
 
+#include "config.h"
+
 #include "eta-i18n.h"
 
 #include <libintl.h>

@@ -1,6 +1,8 @@
 /* See eta-kept-key-unwrap.h. */
 #define G_LOG_DOMAIN "eta-kept-key-unwrap"
 
+#include "config.h"
+
 #include "eta-kept-key-unwrap.h"
 
 #include "eta-names.h"

@@ -1,4 +1,6 @@
 /* See eta-mount-table.h. */
+#include "config.h"
+
 #include "eta-mount-table.h"
 
 #include <string.h>

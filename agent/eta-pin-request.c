@@ -1,4 +1,6 @@
 /* See eta-pin-request.h. */
+#include "config.h"
+
 #include "eta-pin-request.h"
 
 #include <glib/gi18n.h>

@@ -1,6 +1,8 @@
 /* See eta-pin-store.h. */
 #define G_LOG_DOMAIN "eta-pin-store"
 
+#include "config.h"
+
 #include "eta-pin-store.h"
 
 #include <string.h>

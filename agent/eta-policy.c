@@ -1,6 +1,8 @@
 /* See eta-policy.h. */
 #define G_LOG_DOMAIN "eta-policy"
 
+#include "config.h"
+
 #include "eta-policy.h"
 
 #include <unistd.h>

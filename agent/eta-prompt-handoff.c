@@ -1,4 +1,6 @@
 /* See eta-prompt-handoff.h. */
+#include "config.h"
+
 #include "eta-prompt-handoff.h"
 
 struct _EtaPromptHandoff

@@ -1,4 +1,6 @@
 /* See eta-prompter.h. */
+#include "config.h"
+
 #include "eta-prompter.h"
 
 G_DEFINE_INTERFACE (EtaPrompter, eta_prompter, G_TYPE_OBJECT)

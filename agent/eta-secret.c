@@ -1,6 +1,8 @@
 /* Secrets on locked pages; see eta-secret.h. */
 #define G_LOG_DOMAIN "eta-secret"
 
+#include "config.h"
+
 #include "eta-secret.h"
 
 #include <errno.h>

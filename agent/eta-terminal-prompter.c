@@ -1,6 +1,8 @@
 /* See eta-terminal-prompter.h. */
 #define G_LOG_DOMAIN "eta-terminal-prompter"
 
+#include "config.h"
+
 #include "eta-terminal-prompter.h"
 
 #include <errno.h>

@@ -4,6 +4,8 @@
  * the agent: status, unlock, lock, forget remembered PINs.
  *
  * Exit codes: 0 success, 1 failure, 2 usage error, 3 no agent. */
+#include "config.h"
+
 #include <stdio.h>
 #include <string.h>
 

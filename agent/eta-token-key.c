@@ -1,4 +1,6 @@
 /* See eta-token-key.h. */
+#include "config.h"
+
 #include "eta-token-key.h"
 
 #include <string.h>

@@ -1,6 +1,8 @@
 /* See eta-token-manager.h. */
 #define G_LOG_DOMAIN "eta-token-manager"
 
+#include "config.h"
+
 #include "eta-token-manager.h"
 
 #include <dlfcn.h>

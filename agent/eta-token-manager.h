@@ -20,8 +20,9 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (EtaTokenManager, eta_token_manager, ETA, TOKEN_MANAGER, GObject)
 
 /* The providers loaded when none are configured: p11-kit's proxy, which loads
- * every module the system registered (OpenSC, SoftHSM2, vendors' modules). */
-#define ETA_DEFAULT_PROVIDER "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
+ * every module the system registered (OpenSC, SoftHSM2, vendors' modules).
+ * Its path comes from config.h, as p11-kit's pkg-config file names it. */
+#define ETA_DEFAULT_PROVIDER ETA_P11_KIT_PROXY
 
 /* How often (ms) pkcs11-helper looks at the slots for tokens inserted and
  * pulled out: C_GetSlotList and C_GetTokenInfo on each provider. A change

@@ -1,4 +1,6 @@
 /* See eta-token-session.h. */
+#include "config.h"
+
 #include "eta-token-session.h"
 
 #include <dlfcn.h>

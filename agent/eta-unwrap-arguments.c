@@ -1,6 +1,8 @@
 /* See eta-unwrap-arguments.h. */
 #define G_LOG_DOMAIN "eta-unwrap-arguments"
 
+#include "config.h"
+
 #include "eta-unwrap-arguments.h"
 
 #include <string.h>

@@ -1,4 +1,6 @@
 /* See eta-user-keyring.h. */
+#include "config.h"
+
 #include "eta-user-keyring.h"
 
 #include <keyutils.h>

@@ -1,4 +1,6 @@
 /* X25519 + HKDF-SHA256 + AES-256-GCM sealing; see eta-seal.h for why. */
+#include "config.h"
+
 #include "eta-seal.h"
 
 #include <pthread.h>

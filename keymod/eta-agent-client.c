@@ -1,4 +1,6 @@
 /* See eta-agent-client.h. */
+#include "config.h"
+
 #include "eta-agent-client.h"
 
 #include <string.h>

@@ -1,4 +1,6 @@
 /* Writing and checking the key module's blob; the layout is in eta-blob.h. */
+#include "config.h"
+
 #include "eta-blob.h"
 
 #include <string.h>

@@ -1,4 +1,6 @@
 /* The epoch packet; the layout and why are in eta-epoch-packet.h. */
+#include "config.h"
+
 #include "eta-epoch-packet.h"
 
 #include <string.h>

@@ -1,4 +1,6 @@
 /* The key module's epochs; see eta-epoch-wrapper.h. */
+#include "config.h"
+
 #include "eta-epoch-wrapper.h"
 
 #include <string.h>

@@ -1,4 +1,6 @@
 /* Fingerprints and the upstream-compatible eCryptfs key id; see eta-key-id.h. */
+#include "config.h"
+
 #include "eta-key-id.h"
 
 #include <string.h>

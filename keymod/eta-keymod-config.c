@@ -1,4 +1,6 @@
 /* Reading keymod.conf; see eta-keymod-config.h. */
+#include "config.h"
+
 #include "eta-keymod-config.h"
 
 #include "eta-keymod-log.h"

@@ -1,5 +1,7 @@
 /* See eta-keymod-log.h. openlog() is left to the host process: the module
  * must not change ecryptfsd's ident. */
+#include "config.h"
+
 #include "eta-keymod-log.h"
 
 #include <stdarg.h>

@@ -8,6 +8,8 @@
  * By default a file key is wrapped per epoch (keymod/epoch-format.md): one
  * token operation opens a whole epoch's files. wrap=per-file writes plain RSA
  * per file, as the upstream modules do. */
+#include "config.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>

@@ -1,4 +1,6 @@
 /* Public keys from files and enrolment records; see eta-public-key-file.h. */
+#include "config.h"
+
 #include "eta-public-key-file.h"
 
 #include <errno.h>

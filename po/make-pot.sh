@@ -46,10 +46,10 @@ while IFS= read -r line; do
         *.ui) ui_files+=("$line") ;;
         *.desktop | *.desktop.in) desktop_files+=("$line") ;;
         *.metainfo.xml | *.metainfo.xml.in) metainfo_files+=("$line") ;;
-        *.gschema.xml) gschema_files+=("$line") ;;
+        *.gschema.xml | *.gschema.xml.in) gschema_files+=("$line") ;;
         *)
             echo "make-pot: no extraction rule for $line (po/make-pot.sh knows .c .h .ui" \
-                 ".desktop .metainfo.xml .gschema.xml)" >&2
+                 ".desktop .metainfo.xml .gschema.xml .gschema.xml.in)" >&2
             exit 1
             ;;
     esac

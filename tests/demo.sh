@@ -15,8 +15,6 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$repo/build-demo"
-softhsm=/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
-passphrase_mod=/usr/lib/x86_64-linux-gnu/ecryptfs/libecryptfs_key_mod_passphrase.so
 bus_name=org.ecryptfs.TokenAgent1
 
 step=0
@@ -68,6 +66,11 @@ trap 'exit 143' TERM
 
 say "Installing the Debian packages the project needs (quiet unless it fails)"
 bash "$repo/tests/install-deps.sh"
+# SoftHSM2's and eCryptfs' modules live in this system's multiarch directory.
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+softhsm=/usr/lib/$multiarch/softhsm/libsofthsm2.so
+ecryptfs_mod_dir=/usr/lib/$multiarch/ecryptfs
+passphrase_mod=$ecryptfs_mod_dir/libecryptfs_key_mod_passphrase.so
 
 tmp=$(mktemp -d /tmp/eta-demo.XXXXXX)
 chmod 755 "$tmp"
@@ -92,8 +95,9 @@ note "built: $(basename "$agent"), $(basename "$cli"), $(basename "$keymod"), $(
 say "Making a demo token in SoftHSM2 (software PKCS#11 token) with one RSA-2048 key"
 pin=$(printf '%06d' $(( (RANDOM * 32768 + RANDOM) % 1000000 )))
 so_pin=$(printf '%08d' $(( (RANDOM * 32768 + RANDOM) % 100000000 )))
-token_out=$("$repo/tests/fixtures/make-token.sh" "$tmp/token" "Demo Token" "$pin" "$so_pin" \
-            "Demo key:2048:01") || die "make-token.sh failed"
+token_out=$(ETA_SOFTHSM_MODULE=$softhsm "$repo/tests/fixtures/make-token.sh" \
+            "$tmp/token" "Demo Token" "$pin" "$so_pin" "Demo key:2048:01") ||
+    die "make-token.sh failed"
 read -r _ fingerprint <<<"$token_out"
 [ -n "${fingerprint:-}" ] || die "make-token.sh printed no fingerprint: $token_out"
 export SOFTHSM2_CONF="$tmp/token/softhsm2.conf"
@@ -206,7 +210,7 @@ say "Preparing a key-module directory for ecryptfsd: our module plus eCryptfs' p
 moddir="$tmp/keymods"
 mkdir -m 755 "$moddir"
 cp "$keymod" "$passphrase_mod" "$moddir/"
-note "$moddir (bind-mounted over /usr/lib/x86_64-linux-gnu/ecryptfs in ecryptfsd's private namespace)"
+note "$moddir (bind-mounted over $ecryptfs_mod_dir in ecryptfsd's private namespace)"
 
 say "Raising the key module's unwrap budget for the demo (2500 ms -> 60000 ms)"
 note "In real use the kernel waits only 3 s for ecryptfsd, so the module gives up after 2.5 s"

@@ -17,6 +17,7 @@ packages=(
     libglib2.0-dev libglib2.0-bin          # gio, gdbus-codegen, gdbus
     libjson-glib-dev                       # ecryptfs-token --json
     libpkcs11-helper1-dev libssl-dev libecryptfs-dev libkeyutils-dev
+    libp11-kit-dev                         # p11-kit's proxy path (pkg-config)
     # runtime of the tests and the demo
     ecryptfs-utils                         # ecryptfsd, passphrase key module
     softhsm2 opensc p11-kit p11-kit-modules  # token, pkcs11-tool, proxy

@@ -3,24 +3,25 @@
 # metainfo, the systemd user unit and the D-Bus session service file, and that
 # a call to the agent's bus name starts the agent through that service file.
 #
-# usage: tests/test-data-files.sh AGENT-BINARY DATA-BUILD-DIR
+# usage: tests/test-data-files.sh AGENT-BINARY DATA-BUILD-DIR SOFTHSM-MODULE
 #   AGENT-BINARY    the built ecryptfs-token-agent
 #   DATA-BUILD-DIR  the build tree's data/ (holds the configured .service files
 #                   and the translated desktop entry and metainfo, as installed)
+#   SOFTHSM-MODULE  SoftHSM2's libsofthsm2.so, the activated agent's provider
 # Prints TAP-like ok / not ok lines; exits non-zero on any failure. A missing
 # tool is a failure, not a skip.
 set -euo pipefail
 
-if [ $# -ne 2 ]; then
-    echo "usage: $0 AGENT-BINARY DATA-BUILD-DIR" >&2
+if [ $# -ne 3 ]; then
+    echo "usage: $0 AGENT-BINARY DATA-BUILD-DIR SOFTHSM-MODULE" >&2
     exit 2
 fi
 agent=$(readlink -f "$1")
 build_data=$2
+softhsm=$3
 
 app_id=org.ecryptfs.TokenAgent1
 object_path=/org/ecryptfs/TokenAgent1
-softhsm=/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so
 
 # The translated copies po/ writes are what is installed: validate those.
 desktop=$build_data/$app_id.desktop

@@ -1,8 +1,9 @@
 #!/bin/bash
-# Checks the manual pages in data/man/: each formats without a single groff
-# warning (groff -ww, and man --warnings as man-db runs it), renders, has a
-# NAME line whatis can read, is installed by data/man/CMakeLists.txt, and
-# still documents what the programs offer:
+# Checks the manual pages as the build writes them from data/man/*.in: each
+# has every path filled in, formats without a single groff warning (groff -ww,
+# and man --warnings as man-db runs it), renders, has a NAME line whatis can
+# read, is installed by data/man/CMakeLists.txt, and still documents what the
+# programs offer:
 #   - every command that `ecryptfs-token --help` prints is a command in
 #     ecryptfs-token.1, and every long option it prints appears there;
 #   - every option that `ecryptfs-token-agent --help-all` prints is in the
@@ -13,22 +14,23 @@
 # Things documented that the programs do not (yet) print are reported as
 # notes, not failures.
 #
-# usage: tests/test-man-pages.sh ECRYPTFS-TOKEN ECRYPTFS-TOKEN-AGENT SOURCE-DIR
+# usage: tests/test-man-pages.sh ECRYPTFS-TOKEN ECRYPTFS-TOKEN-AGENT SOURCE-DIR MAN-DIR
 #   ECRYPTFS-TOKEN        the built command-line tool
 #   ECRYPTFS-TOKEN-AGENT  the built agent
 #   SOURCE-DIR            the project's source tree
+#   MAN-DIR               the pages the build wrote (<build>/data/man)
 # Prints TAP-like ok / not ok lines; exits non-zero on any failure. A missing
 # tool is a failure, not a skip.
 set -euo pipefail
 
-if [ $# -ne 3 ]; then
-    echo "usage: $0 ECRYPTFS-TOKEN ECRYPTFS-TOKEN-AGENT SOURCE-DIR" >&2
+if [ $# -ne 4 ]; then
+    echo "usage: $0 ECRYPTFS-TOKEN ECRYPTFS-TOKEN-AGENT SOURCE-DIR MAN-DIR" >&2
     exit 2
 fi
 cli=$1
 agent=$2
 src=$(cd "$3" && pwd)
-man_dir=$src/data/man
+man_dir=$(cd "$4" && pwd)
 
 # Formatting must not depend on the caller's locale or terminal.
 export LC_ALL=C.UTF-8
@@ -83,7 +85,7 @@ for page in "$man_dir"/*.[1-8]; do
 done
 for expected in ecryptfs-token-agent.1 ecryptfs-token.1 ecryptfs-token-agent-keymod.7; do
     if [ ! -f "$man_dir/$expected" ]; then
-        not_ok "$expected exists in data/man"
+        not_ok "$expected exists in $man_dir"
     fi
 done
 
@@ -91,6 +93,12 @@ for page in "${pages[@]}"; do
     name=$(basename "$page")
     title=${name%.*}
     sect=${name##*.}
+
+    if left=$(grep -o '@[A-Za-z0-9_]*@' "$page"); then
+        not_ok "$name: every path is filled in" "left as in the template: $(sort -u <<<"$left" | paste -sd' ')"
+    else
+        ok "$name: every path is filled in"
+    fi
 
     if groff -man -Tutf8 -ww -z "$page" >"$tmp/out" 2>"$tmp/err" && [ ! -s "$tmp/err" ]; then
         ok "$name: groff -man -Tutf8 -ww reports no warning"
@@ -128,7 +136,7 @@ for page in "${pages[@]}"; do
         not_ok "$name: whatis can read its NAME line" "$whatis_line"
     fi
 
-    if grep -Eq -- "(^|[[:space:]])$name([[:space:]]|\$)" "$man_dir/CMakeLists.txt"; then
+    if grep -Eq -- "(^|[[:space:](/])$name([[:space:])]|\$)" "$src/data/man/CMakeLists.txt"; then
         ok "$name: installed by data/man/CMakeLists.txt"
     else
         not_ok "$name: installed by data/man/CMakeLists.txt"

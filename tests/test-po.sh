@@ -112,7 +112,8 @@ done < <({
     grep -lE '(^|[^[:alnum:]_])(N?C?_|g_dngettext|g_dpgettext2?|ngettext)[[:space:]]*\(' \
         agent/*.c agent/*.h ui/*.c ui/*.h keymod/*.c keymod/*.h 2>/dev/null || true
     grep -l 'translatable="yes"' ui/*.ui 2>/dev/null || true
-    ls -1 data/*.desktop data/*.metainfo.xml data/*.gschema.xml 2>/dev/null || true
+    ls -1 data/*.desktop data/*.metainfo.xml data/*.gschema.xml data/*.gschema.xml.in \
+        2>/dev/null || true
 } | sort -u)
 cd - >/dev/null
 if [ ${#unlisted[@]} -eq 0 ]; then

@@ -5,6 +5,8 @@
  * The agent reads its settings through GSettings' keyfile backend in a
  * temporary XDG_CONFIG_HOME, logs in to a real SoftHSM2 token and asks for
  * the PIN on its terminal. */
+#include "config.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>

@@ -1,6 +1,8 @@
 /* See eta-dbus-menu.h. */
 #define G_LOG_DOMAIN "eta-dbus-menu"
 
+#include "config.h"
+
 #include "eta-dbus-menu.h"
 
 #include "eta-caller-check.h"

@@ -1,6 +1,8 @@
 /* See eta-gtk-prompter.h. */
 #define G_LOG_DOMAIN "eta-gtk-prompter"
 
+#include "config.h"
+
 #include "eta-gtk-prompter.h"
 
 #include "eta-agent-error.h"

@@ -1,6 +1,8 @@
 /* See eta-insert-token-dialog.h. */
 #define G_LOG_DOMAIN "eta-insert-token-dialog"
 
+#include "config.h"
+
 #include "eta-insert-token-dialog.h"
 
 #include <glib/gi18n.h>

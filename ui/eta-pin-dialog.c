@@ -1,6 +1,8 @@
 /* See eta-pin-dialog.h. */
 #define G_LOG_DOMAIN "eta-pin-dialog"
 
+#include "config.h"
+
 #include "eta-pin-dialog.h"
 
 #include <glib/gi18n.h>

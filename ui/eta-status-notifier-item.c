@@ -1,6 +1,8 @@
 /* See eta-status-notifier-item.h. */
 #define G_LOG_DOMAIN "eta-status-notifier-item"
 
+#include "config.h"
+
 #include "eta-status-notifier-item.h"
 
 #include "eta-caller-check.h"

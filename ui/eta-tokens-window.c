@@ -1,6 +1,8 @@
 /* See eta-tokens-window.h. */
 #define G_LOG_DOMAIN "eta-tokens-window"
 
+#include "config.h"
+
 #include "eta-tokens-window.h"
 
 #include <glib/gi18n.h>

@@ -1,6 +1,8 @@
 /* See eta-tray.h. */
 #define G_LOG_DOMAIN "eta-tray"
 
+#include "config.h"
+
 #include "eta-tray.h"
 
 #include <glib/gi18n.h>

@@ -8,7 +8,7 @@
 #
 #   --kernel-env FILE   kernel.env printed by fetch-kernel.sh (KVER, MODROOT)
 #   --keymod PATH       an extra eCryptfs key module, copied into
-#                       /usr/lib/x86_64-linux-gnu/ecryptfs/ (with its libraries)
+#                       /usr/lib/<multiarch>/ecryptfs/ (with its libraries)
 #   --extra SRC:GUEST   copy a host file or directory to GUEST; ELF files get
 #                       their shared-library closure too
 #   --bin PATH          a host program, copied to the same path (plus closure)
@@ -26,13 +26,13 @@
 # keyctl, gdbus, dbus-send, libecryptfs with the passphrase module, NSS's
 # dlopened libsoftokn3/libfreebl3/libfreeblpriv3, the ldd closure of all of
 # them, /etc/passwd (root, eta:1000), group, nsswitch.conf, the trimmed
-# module tree, the guest /init and /usr/share/eta-e2e/lib.sh.
+# module tree, the guest /init, /usr/share/eta-e2e/lib.sh and
+# /usr/share/eta-e2e/paths (the key module directory, for /init and lib.sh).
+# Libraries keep their host paths: <multiarch> is the host's triplet.
 
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-multiarch=x86_64-linux-gnu
-keymod_dir=/usr/lib/$multiarch/ecryptfs
 
 output=
 kernel_env=
@@ -49,6 +49,10 @@ modprobe_conf=
 
 die() { echo "build-initramfs: $*" >&2; exit 1; }
 say() { [ "$quiet" = 1 ] || echo "build-initramfs: $*" >&2; }
+
+multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null) ||
+    die "cannot tell the multiarch triplet (dpkg-architecture from dpkg-dev, or gcc)"
+keymod_dir=/usr/lib/$multiarch/ecryptfs
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -253,6 +257,8 @@ done
 # Guest scripts and config.
 install -m 0755 "$here/guest/init" "$root/init"
 install -m 0644 "$here/guest/lib.sh" "$root/usr/share/eta-e2e/lib.sh"
+# The guest cannot ask dpkg: it is told where libecryptfs looks for modules.
+printf 'ETA_KEYMOD_DIR=%s\n' "$keymod_dir" > "$root/usr/share/eta-e2e/paths"
 if [ -n "$modprobe_conf" ]; then
     [ -f "$modprobe_conf" ] || die "--modprobe-conf $modprobe_conf not found"
     install -D -m 0644 "$modprobe_conf" "$root/etc/modprobe.d/ecryptfs-token-agent.conf"

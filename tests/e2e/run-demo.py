@@ -26,11 +26,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOFTHSM = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
+# In the multiarch directory, which Debian's python3 knows.
+SOFTHSM = "/usr/lib/%s/softhsm/libsofthsm2.so" % sysconfig.get_config_var("MULTIARCH")
 BUS_NAME = "org.ecryptfs.TokenAgent1"
 
 

@@ -46,11 +46,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
-SOFTHSM = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
+# In the multiarch directory, which Debian's python3 knows.
+SOFTHSM = "/usr/lib/%s/softhsm/libsofthsm2.so" % sysconfig.get_config_var("MULTIARCH")
 TOKEN_LABEL = "Test Token"
 BACKUP_LABEL = "Backup Token"
 KEY_LABEL = "VM key"
@@ -565,6 +567,7 @@ def run(args):
         out = subprocess.run([os.path.join(SOURCE_ROOT, "tests/fixtures/make-token.sh"),
                               token_dir, TOKEN_LABEL, USER_PIN, SO_PIN,
                               "%s:%d:01" % (KEY_LABEL, KEY_BITS)],
+                             env=dict(os.environ, ETA_SOFTHSM_MODULE=SOFTHSM),
                              capture_output=True, text=True)
         if out.returncode != 0:
             raise SetupError("make-token.sh failed: " + out.stderr)

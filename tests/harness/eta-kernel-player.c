@@ -28,8 +28,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* libecryptfs's module directory differs per architecture: only the build
+ * knows it. */
 #ifndef ETA_HARNESS_KEYMOD_DIR
-#define ETA_HARNESS_KEYMOD_DIR "/usr/lib/x86_64-linux-gnu/ecryptfs"
+#error "ETA_HARNESS_KEYMOD_DIR must be defined (tests/harness/CMakeLists.txt does)"
 #endif
 #ifndef ETA_HARNESS_SHIM_PATH
 #define ETA_HARNESS_SHIM_PATH ""

@@ -12,7 +12,10 @@
 # the exit status).  /init cleans up after each scenario: unmounts eCryptfs,
 # kills leftover processes, clears root's user keyring.
 
-ETA_KEYMOD_DIR=${ETA_KEYMOD_DIR:-/usr/lib/x86_64-linux-gnu/ecryptfs}
+# /init exports ETA_KEYMOD_DIR; a script started otherwise reads it where
+# build-initramfs.sh wrote it.
+# shellcheck source=/dev/null
+[ -n "${ETA_KEYMOD_DIR:-}" ] || . /usr/share/eta-e2e/paths
 ETA_ECRYPTFS_MAGIC=3c81b7f5
 
 eta_log() { echo "[$ETA_SCENARIO] $*"; }
